@@ -1,0 +1,5 @@
+import sys
+
+from signcheck.cli import main
+
+sys.exit(main())
