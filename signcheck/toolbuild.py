@@ -227,9 +227,13 @@ def build_group(g: tools.Group, go: str, force: bool = False) -> Path:
             shutil.rmtree(work)
             (stage / "build.json").write_text(
                 json.dumps(
-                    {"group": g.name, "module": g.module, "version": g.version,
-                     "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                     "seconds": round(time.monotonic() - progress.started, 1)},
+                    {
+                        "group": g.name,
+                        "module": g.module,
+                        "version": g.version,
+                        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "seconds": round(time.monotonic() - progress.started, 1),
+                    },
                     indent=2,
                 )
             )

@@ -58,7 +58,7 @@ class Group:
 
     def expanded_ldflags(self) -> list[str]:
         bare = self.version.lstrip("v")
-        major, minor = (bare.split(".") + ["0", "0"])[:2]
+        major, minor = [*bare.split("."), "0", "0"][:2]
         values = {"version": self.version, "bare": bare, "major": major, "minor": minor}
         return [flag.format(**values) for flag in self.ldflags]
 
