@@ -14,7 +14,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    names = [b.name for g in toolbuild.groups_for(args.names) for b in g.binaries]
+    names = tools.expand_names(args.names)
     results = tools.resolve_many(names)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))

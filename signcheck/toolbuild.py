@@ -252,10 +252,7 @@ def groups_for(names: Sequence[str]) -> list[tools.Group]:
         return list(tools.load_pins())
     chosen: dict[str, tools.Group] = {}
     for name in names:
-        try:
-            g = tools.group(name)
-        except KeyError:
-            g = tools.group(tools.binary(name).group)
+        g = tools.group_or_tool_group(name)
         chosen[g.name] = g
     return list(chosen.values())
 

@@ -138,6 +138,13 @@ def group(name: str) -> Group:
     raise KeyError(name)
 
 
+def group_or_tool_group(name: str) -> Group:
+    try:
+        return group(name)
+    except KeyError:
+        return group(binary(name).group)
+
+
 def binary(name: str) -> Binary:
     for g in load_pins():
         for b in g.binaries:
@@ -149,6 +156,21 @@ def binary(name: str) -> Binary:
 
 def all_binaries() -> list[Binary]:
     return [b for g in load_pins() for b in g.binaries]
+
+
+def expand_names(names: Iterable[str]) -> list[str]:
+    """Tool names for a mix of tool and group names; every tool when none are given."""
+    wanted = list(names)
+    if not wanted:
+        return [b.name for b in all_binaries()]
+    out: list[str] = []
+    for name in wanted:
+        # A tool name wins over a group of the same name (kyverno is both).
+        if any(b.name == name for b in all_binaries()):
+            out.append(name)
+        else:
+            out.extend(b.name for b in group_or_tool_group(name).binaries)
+    return out
 
 
 def cache_root() -> Path:
