@@ -1,0 +1,1 @@
+"""signcheck benchmarks: each module prints its figures; `python -m benchmarks` runs all."""
