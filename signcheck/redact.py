@@ -1,0 +1,85 @@
+"""Secrets never leave the process: every string bound for a report, log or terminal passes
+through `redact` first.
+
+Known secret values (registry passwords, COSIGN_PASSWORD, tokens) are registered once, when
+they are created or read, in a process-wide set; PEM private keys and Authorization headers
+are recognised by shape even when nobody registered them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "[REDACTED]"
+
+# Secrets shorter than this are too likely to collide with ordinary text; refuse them early
+# so a short password does not silently survive redaction.
+MIN_SECRET_LEN = 6
+
+SECRET_ENV_VARS = (
+    "COSIGN_PASSWORD",
+    "YC_IAM_TOKEN",
+    "YC_OAUTH_TOKEN",
+    "SIGNCHECK_REGISTRY_PASSWORD",
+    "REGISTRY_PASSWORD",
+)
+
+_PEM_PRIVATE = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?-----END \1-----", re.DOTALL)
+_AUTH_HEADER = re.compile(r"(?i)(authorization\s*[:=]\s*(?:basic|bearer)\s+)[A-Za-z0-9+/=._~-]+")
+_DOCKER_AUTH = re.compile(r'("auth"\s*:\s*")[^"]+(")')
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+
+def register(*values: str | None) -> None:
+    """Remember secret values so every later `redact` call masks them."""
+    with _lock:
+        for value in values:
+            if not value:
+                continue
+            if len(value) < MIN_SECRET_LEN:
+                raise ValueError(
+                    f"secrets shorter than {MIN_SECRET_LEN} characters cannot be redacted "
+                    "reliably; use a longer one"
+                )
+            _secrets.add(value)
+
+
+def register_env(names: Iterable[str] = SECRET_ENV_VARS) -> None:
+    for name in names:
+        value = os.environ.get(name)
+        if value and len(value) >= MIN_SECRET_LEN:
+            register(value)
+
+
+def known() -> frozenset[str]:
+    with _lock:
+        return frozenset(_secrets)
+
+
+def redact(text: str) -> str:
+    if not text:
+        return text
+    # Longest first, so a secret that contains another is masked whole.
+    for secret in sorted(known(), key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    text = _PEM_PRIVATE.sub(f"-----BEGIN \\1-----{MASK}-----END \\1-----", text)
+    text = _AUTH_HEADER.sub(rf"\g<1>{MASK}", text)
+    return _DOCKER_AUTH.sub(rf"\g<1>{MASK}\g<2>", text)
+
+
+def redact_obj(value: Any) -> Any:
+    """Redact every string inside nested dicts/lists/tuples (report models, JSON)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_obj(k): redact_obj(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_obj(v) for v in value)
+    return value

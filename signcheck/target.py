@@ -1,0 +1,112 @@
+"""What the suite runs against: the small interface every target (local, cluster, yandex)
+fills, and nothing else. Fixtures and the library only ever see a `Target`.
+
+A `Target` is plain data so it can be written to the run directory as JSON and read back by
+other pytest-xdist workers: session resources are created once per run, not once per worker.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from signcheck import redact
+
+Scheme = Literal["http", "https"]
+
+RUN_LABEL = "signcheck.io/run"
+"""Label (and annotation prefix) carried by everything a run creates in a cluster."""
+
+
+def new_run_id() -> str:
+    """Sortable, readable and unique: a valid label value, tag and path component."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class Registry:
+    """An OCI registry endpoint as seen from this machine *and* from Kyverno."""
+
+    host: str
+    """host:port, as it appears in image references."""
+    scheme: Scheme = "https"
+    ca_file: Path | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    repository_prefix: str = "signcheck"
+    """Path under the host where runs push (`<host>/<prefix>/<run id>/<image>`)."""
+
+    @property
+    def insecure(self) -> bool:
+        return self.scheme == "http"
+
+    @property
+    def has_auth(self) -> bool:
+        return bool(self.username and self.password)
+
+    def repository(self, run_id: str, name: str) -> str:
+        return f"{self.host}/{self.repository_prefix}/{run_id}/{name}"
+
+    def run_glob(self, run_id: str) -> str:
+        """The `imageReferences` pattern that covers every image of one run."""
+        return f"{self.host}/{self.repository_prefix}/{run_id}/*"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything a conformance run needs to know about where it runs."""
+
+    name: str
+    """local, cluster or yandex."""
+    run_id: str
+    run_dir: Path
+    kubeconfig: Path
+    registry: Registry
+    context: str | None = None
+    kyverno_namespace: str = "kyverno"
+    versions: dict[str, str] = field(default_factory=dict)
+    """Component versions as reported by the components (kubernetes, kyverno, registry...)."""
+    kyverno_log: Path | None = None
+    """A log file to tail for evidence (local target); None where logs come from pods."""
+    pods_run: bool = True
+    """Whether admitted pods can reach Running (kwok fakes it locally; real clusters need a
+    runnable image)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        # Credentials stay in memory: another worker re-reads them from the environment
+        # provider, never from a file on disk.
+        data["registry"]["password"] = None
+        return json.dumps(data, default=str, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, password: str | None = None) -> Target:
+        data = json.loads(text)
+        reg = data.pop("registry")
+        registry = Registry(
+            host=reg["host"],
+            scheme=reg["scheme"],
+            ca_file=Path(reg["ca_file"]) if reg.get("ca_file") else None,
+            username=reg.get("username"),
+            password=password,
+            repository_prefix=reg.get("repository_prefix", "signcheck"),
+        )
+        redact.register(password)
+        return cls(
+            name=data["name"],
+            run_id=data["run_id"],
+            run_dir=Path(data["run_dir"]),
+            kubeconfig=Path(data["kubeconfig"]),
+            registry=registry,
+            context=data.get("context"),
+            kyverno_namespace=data.get("kyverno_namespace", "kyverno"),
+            versions=dict(data.get("versions", {})),
+            kyverno_log=Path(data["kyverno_log"]) if data.get("kyverno_log") else None,
+            pods_run=bool(data.get("pods_run", True)),
+            extra=dict(data.get("extra", {})),
+        )
