@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+
+from signcheck import redact
+
+
+def test_registered_values_pem_and_auth_headers_are_masked() -> None:
+    redact.register("s3cret-value-123")
+    text = (
+        "password=s3cret-value-123\n"
+        "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nabc\ndef\n"
+        "-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
+        "Authorization: Basic dXNlcjpwYXNz\n"
+        '{"auths": {"r": {"auth": "dXNlcjpwYXNz"}}}'
+    )
+    out = redact.redact(text)
+    assert "s3cret-value-123" not in out
+    assert "abc" not in out and "PRIVATE KEY-----" in out
+    assert "dXNlcjpwYXNz" not in out
+
+
+def test_nested_objects() -> None:
+    redact.register("another-secret-xyz")
+    assert redact.redact_obj({"a": ["x another-secret-xyz"]}) == {"a": ["x [REDACTED]"]}
+
+
+def test_short_secrets_are_refused() -> None:
+    with pytest.raises(ValueError):
+        redact.register("abc")

@@ -1,0 +1,355 @@
+"""The cluster as the suite sees it: create an object and get back `Admitted(obj)` or
+`Denied(webhook, policy, rule, image, reason, message)`; namespaces owned by a run; the
+evidence a failing test needs (events, pod status).
+
+Denials are parsed, never just caught: Kyverno answers with a YAML map of policy -> rule ->
+message that the YAML encoder wraps near 80 columns, so the map is parsed as YAML, and every
+string compared is whitespace-normalised first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+import yaml
+from kubernetes import client, config, dynamic
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
+
+from signcheck.errors import EnvironmentNotReady
+from signcheck.target import RUN_LABEL
+from signcheck.wait import until
+
+_WEBHOOK = re.compile(r'admission webhook "(?P<webhook>[^"]+)" denied the request:?')
+_BLOCKED = re.compile(
+    r"resource (?P<kind>[\w.]+)/(?P<namespace>[^/\s]*)/(?P<name>\S+) was blocked due to "
+    r"the following policies"
+)
+# Kyverno >= 1.15 says "failed to verify image", older releases "failed to verify signature
+# for" (the seed's wording); the reference never contains ": ", so a lazy match stops there.
+_VERIFY = re.compile(r"failed to verify (?:image|signature for) (?P<image>\S+?):\s+(?P<rest>.*)")
+_ATTESTOR = re.compile(r"^(?P<path>\.attestors\[\d+\](?:\.[\w]+(?:\[\d+\])?)*):\s*(?P<reason>.*)$")
+_IVPOL = re.compile(r"Policy (?P<policy>\S+) failed: (?P<reason>.*)")
+_UNREACHABLE = re.compile(r'failed calling webhook "(?P<webhook>[^"]+)"')
+
+
+def normalise(text: str) -> str:
+    """Collapse every run of whitespace (including the YAML wraps) to one space."""
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Admitted:
+    obj: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def admitted(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Denied:
+    """A refused request, with the policy verdict taken apart."""
+
+    message: str
+    """The API server's message, verbatim."""
+    code: int
+    webhook: str | None = None
+    policy: str | None = None
+    rule: str | None = None
+    image: str | None = None
+    reason: str | None = None
+    """The verifier's own words, e.g. `no signatures found`."""
+    attestor: str | None = None
+    """Where in the policy the verdict came from, e.g. `.attestors[0].entries[0].keys`."""
+    resource: str | None = None
+    failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Every policy -> rule -> message in the denial."""
+
+    @property
+    def admitted(self) -> bool:
+        return False
+
+    @property
+    def normalised(self) -> str:
+        return normalise(self.message)
+
+    @property
+    def webhook_unavailable(self) -> bool:
+        """The webhook could not be called (Kyverno down): an environment problem, not a
+        signature verdict."""
+        return _UNREACHABLE.search(self.message) is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "admitted": False,
+            "code": self.code,
+            "webhook": self.webhook,
+            "policy": self.policy,
+            "rule": self.rule,
+            "image": self.image,
+            "reason": self.reason,
+            "attestor": self.attestor,
+            "resource": self.resource,
+            "message": self.message,
+        }
+
+
+Admission = Admitted | Denied
+
+
+def _failures(message: str) -> dict[str, dict[str, str]]:
+    """The policy -> rule -> message map after "was blocked due to the following policies"."""
+    _, sep, tail = message.partition("was blocked due to the following policies")
+    if not sep:
+        return {}
+    try:
+        data = yaml.safe_load(tail)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, dict):
+        return {
+            str(p): {str(r): normalise(str(m)) for r, m in rules.items()}
+            for p, rules in data.items()
+            if isinstance(rules, dict)
+        }
+    # Not valid YAML (a client truncated it?): fall back to the flat "policy: rule: msg".
+    flat = re.match(r"\s*([\w.-]+):\s+([\w.-]+):\s+(.*)", normalise(tail))
+    return {flat.group(1): {flat.group(2): flat.group(3).strip("'\"")}} if flat else {}
+
+
+def parse_denial(message: str, code: int = 400, image: str | None = None) -> Denied:
+    """Take a denial apart. `image`, when given, picks the failure that names that image
+    (a pod with several images fails once per image)."""
+    webhook = m.group("webhook") if (m := _WEBHOOK.search(message)) else None
+    if webhook is None and (u := _UNREACHABLE.search(message)):
+        webhook = u.group("webhook")
+    resource = None
+    if b := _BLOCKED.search(normalise(message)):
+        resource = f"{b.group('kind')}/{b.group('namespace')}/{b.group('name')}"
+    failures = _failures(message)
+    chosen: tuple[str, str, str] | None = None
+    for policy, rules in failures.items():
+        for rule, text in rules.items():
+            if chosen is None or (image and image in text and image not in chosen[2]):
+                chosen = (policy, rule, text)
+    if chosen is None:
+        if iv := _IVPOL.search(normalise(message)):
+            return Denied(
+                message,
+                code,
+                webhook,
+                iv.group("policy"),
+                None,
+                None,
+                iv.group("reason"),
+                resource=resource,
+            )
+        return Denied(message, code, webhook, resource=resource)
+    policy, rule, text = chosen
+    img = reason = attestor = None
+    reason = text
+    if v := _VERIFY.search(text):
+        img, reason = v.group("image"), v.group("rest")
+        if a := _ATTESTOR.match(reason):
+            attestor, reason = a.group("path"), a.group("reason")
+    return Denied(message, code, webhook, policy, rule, img, reason, attestor, resource, failures)
+
+
+def _status_message(body: str | bytes | None, fallback: str) -> tuple[str, int | None]:
+    try:
+        status = json.loads(body or "")
+    except (TypeError, ValueError):
+        return fallback, None
+    if isinstance(status, dict):
+        return str(status.get("message", fallback)), status.get("code")
+    return fallback, None
+
+
+def pod(name: str, namespace: str, image: str, run_id: str, **labels: str) -> dict[str, Any]:
+    """A minimal pod for one image; tolerates kwok's fake nodes, stops at once."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {RUN_LABEL: run_id, **labels},
+        },
+        "spec": {
+            "containers": [{"name": "app", "image": image}],
+            "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": False,
+            "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}],
+        },
+    }
+
+
+class Cluster:
+    """One API server, reached through a kubeconfig (and optionally a context)."""
+
+    def __init__(self, kubeconfig: Path, context: str | None = None) -> None:
+        if not kubeconfig.is_file():
+            raise EnvironmentNotReady(f"kubeconfig {kubeconfig} does not exist")
+        self.kubeconfig = kubeconfig
+        self.context = context
+        try:
+            self.api = config.new_client_from_config(
+                config_file=str(kubeconfig), context=context, persist_config=False
+            )
+        except config.ConfigException as err:
+            raise EnvironmentNotReady(
+                f"cannot use kubeconfig {kubeconfig}"
+                + (f" with context {context!r}" if context else ""),
+                str(err),
+            ) from err
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.admreg = client.AdmissionregistrationV1Api(self.api)
+        self._dynamic: dynamic.DynamicClient | None = None
+
+    @property
+    def dynamic(self) -> dynamic.DynamicClient:
+        if self._dynamic is None:
+            self._dynamic = dynamic.DynamicClient(self.api)
+        return self._dynamic
+
+    def ping(self) -> str:
+        """The server's version; one clear error when it cannot be reached."""
+        try:
+            info = client.VersionApi(self.api).get_code(_request_timeout=10)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as err:
+            raise EnvironmentNotReady(
+                f"the Kubernetes API server in {self.kubeconfig} is unreachable", str(err)
+            ) from err
+        return str(info.git_version)
+
+    def _resource(self, obj: dict[str, Any]) -> Any:
+        return self.dynamic.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+
+    # -- admission --------------------------------------------------------------------
+
+    def create(self, obj: dict[str, Any], image: str | None = None) -> Admission:
+        """Create `obj`; a refusal comes back as a parsed `Denied`, never as an exception."""
+        namespace = obj.get("metadata", {}).get("namespace")
+        try:
+            created = self._resource(obj).create(body=obj, namespace=namespace)
+        except DynamicApiError as err:
+            message, code = _status_message(err.body, str(err))
+            if err.status in (400, 403, 422, 500) or "admission webhook" in message:
+                return parse_denial(message, code or err.status, image)
+            raise
+        return Admitted(created.to_dict())
+
+    def get(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        meta = obj["metadata"]
+        try:
+            found = self._resource(obj).get(name=meta["name"], namespace=meta.get("namespace"))
+        except NotFoundError:
+            return None
+        result: dict[str, Any] = found.to_dict()
+        return result
+
+    def delete(self, obj: dict[str, Any]) -> bool:
+        """Delete; NotFound is success (returns False)."""
+        meta = obj["metadata"]
+        try:
+            self._resource(obj).delete(name=meta["name"], namespace=meta.get("namespace"))
+        except NotFoundError:
+            return False
+        return True
+
+    # -- namespaces -------------------------------------------------------------------
+
+    def create_namespace(self, name: str, run_id: str, **labels: str) -> None:
+        body = client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={RUN_LABEL: run_id, **labels})
+        )
+        try:
+            self.core.create_namespace(body)
+        except ApiException as err:
+            if err.status != 409:
+                raise
+        # The default ServiceAccount appears asynchronously; pods are rejected before
+        # admission webhooks see them until it exists.
+        until(
+            lambda: self._has_default_sa(name),
+            what=f"ServiceAccount default in namespace {name}",
+            timeout=30,
+        )
+
+    def _has_default_sa(self, namespace: str) -> bool:
+        try:
+            self.core.read_namespaced_service_account("default", namespace)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def delete_namespace(self, name: str, wait: float | None = 60.0) -> None:
+        try:
+            self.core.delete_namespace(name, grace_period_seconds=0)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+        if wait:
+            until(
+                lambda: not self.namespace_exists(name),
+                what=f"namespace {name} to be deleted",
+                timeout=wait,
+                interval=0.5,
+            )
+
+    def namespace_exists(self, name: str) -> bool:
+        try:
+            self.core.read_namespace(name)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    def run_namespaces(self, run_id: str) -> list[str]:
+        items = self.core.list_namespace(label_selector=f"{RUN_LABEL}={run_id}").items
+        return sorted(ns.metadata.name for ns in items)
+
+    # -- pods and evidence ------------------------------------------------------------
+
+    def wait_pod_phase(
+        self, namespace: str, name: str, phase: str, timeout: float
+    ) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
+        def probe() -> dict[str, Any] | None:
+            nonlocal last
+            last = self.core.read_namespaced_pod(name, namespace).to_dict()
+            return last if last.get("status", {}).get("phase") == phase else None
+
+        return until(
+            probe,
+            what=f"pod {namespace}/{name} to be {phase}",
+            timeout=timeout,
+            interval=0.5,
+            describe=lambda: json.dumps(last.get("status", {}), default=str)[:1500],
+        )
+
+    def events(self, namespace: str) -> list[str]:
+        try:
+            items = self.core.list_namespaced_event(namespace).items
+        except ApiException as err:
+            return [f"(events unavailable: {err.status} {err.reason})"]
+        lines = []
+        for ev in sorted(items, key=lambda e: str(e.last_timestamp or e.event_time or "")):
+            obj = ev.involved_object
+            lines.append(
+                f"{ev.last_timestamp or ev.event_time} {ev.type} {ev.reason} "
+                f"{obj.kind}/{obj.name}: {ev.message}"
+            )
+        return lines
