@@ -1,0 +1,484 @@
+"""`LocalEnv`: the whole local target as one context manager.
+
+Boot order: registry and etcd, kube-apiserver, then (all at once) controller-manager,
+scheduler, kwok with its fake Nodes, Kyverno's namespace/config/CRDs, then Kyverno and its
+reports controller. Ready means the apiserver's /readyz is ok, Kyverno's webhook
+configurations are registered and answering, and a canary ClusterPolicy turned Ready.
+A failure anywhere tears down what had started; teardown runs in reverse, collects its
+errors, and first removes Kyverno's webhook configurations, which Kyverno never does.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from signcheck import tools
+from signcheck.errors import EnvironmentNotReady, SigncheckError, ToolNotFound
+from signcheck.localenv import crds as crdlib
+from signcheck.localenv import kube as kubelib
+from signcheck.localenv.info import EnvInfo, RegistryInfo
+from signcheck.localenv.process import ManagedProcess
+from signcheck.localenv.services.apiserver import KubeAPIServer
+from signcheck.localenv.services.base import Service
+from signcheck.localenv.services.controllers import KubeControllerManager, KubeScheduler
+from signcheck.localenv.services.etcd import Etcd
+from signcheck.localenv.services.kwok import Kwok
+from signcheck.localenv.services.kyverno import (
+    NAMESPACE,
+    PULL_SECRET,
+    Kyverno,
+    ReportsController,
+    kyverno_configmap,
+)
+from signcheck.localenv.services.registry import Registry
+from signcheck.localenv.settings import Settings
+from signcheck.localenv.state import OwnerLock, RunState, new_state, remove_run_dir
+from signcheck.localenv.waiting import NotYet, wait_for
+
+TOOLS = (
+    "registry",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kyverno",
+    "reports-controller",
+)
+#: Webhook configurations Kyverno registers at start, before any policy exists.
+EXPECTED_WEBHOOKS = (
+    "kyverno-policy-validating-webhook-cfg",
+    "kyverno-policy-mutating-webhook-cfg",
+    "kyverno-resource-validating-webhook-cfg",
+    "kyverno-resource-mutating-webhook-cfg",
+)
+#: Stop order: each tier stops together, tiers in reverse of the boot.
+STOP_TIERS = (
+    ("kyverno", "reports-controller"),
+    ("kwok", "kube-scheduler", "kube-controller-manager"),
+    ("kube-apiserver",),
+    ("etcd", "registry"),
+)
+
+
+class TeardownError(SigncheckError):
+    """Teardown finished but something could not be stopped or removed."""
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"sc-{stamp}-{secrets.token_hex(3)}"
+
+
+def resolve_tools(names: tuple[str, ...] = TOOLS) -> tuple[dict[str, Path], dict[str, str]]:
+    """Paths and reported versions of every tool, or one error naming all that are missing."""
+    results = tools.resolve_many(names)
+    missing = [r for r in results if not r.ok]
+    if missing:
+        lines = [f"{r.name} {r.pinned}: {'; '.join(r.problems) or 'not built'}" for r in missing]
+        raise ToolNotFound(
+            f"{len(missing)} tool(s) for the local environment are not available; "
+            f"run `signcheck tools build {' '.join(r.name for r in missing)}`",
+            "\n".join(lines),
+        )
+    paths = {r.name: r.path for r in results if r.path is not None}
+    return paths, {r.name: r.reported or r.pinned for r in results}
+
+
+def _ca_bundle(extra_ca: Path, out: Path) -> Path:
+    """The system's trusted CAs plus one more, for Go programs that read SSL_CERT_FILE."""
+    paths = ssl.get_default_verify_paths()
+    system = Path(paths.cafile or paths.openssl_cafile or "/etc/ssl/certs/ca-certificates.crt")
+    parts = [system.read_text()] if system.is_file() else []
+    parts.append(extra_ca.read_text())
+    out.write_text("\n".join(parts))
+    return out
+
+
+def canary_policy(name: str) -> dict[str, Any]:
+    """An Audit policy on a ConfigMap name nobody uses: cheap, and it exercises the webhook
+    that validates policies and the controller that marks them Ready."""
+    return {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": name, "labels": {"signcheck.io/canary": "true"}},
+        "spec": {
+            "background": False,
+            "rules": [
+                {
+                    "name": "canary",
+                    "match": {"any": [{"resources": {"kinds": ["ConfigMap"], "names": [name]}}]},
+                    "validate": {
+                        "failureAction": "Audit",
+                        "message": "signcheck canary",
+                        "pattern": {"metadata": {"labels": {"signcheck.io/canary": "?*"}}},
+                    },
+                }
+            ],
+        },
+    }
+
+
+class LocalEnv:
+    """`with LocalEnv(Settings()) as env: env.info.kubeconfig ...`"""
+
+    def __init__(self, settings: Settings | None = None, *, owner_kind: str = "context") -> None:
+        self.settings = settings or Settings()
+        self.timeouts = self.settings.timeouts
+        self.owner_kind = owner_kind
+        self.run_id = self.settings.run_id or new_run_id()
+        self.run_dir = self.settings.runs_root / self.run_id
+        self.services: dict[str, Service] = {}
+        self.state: RunState | None = None
+        self.versions: dict[str, str] = {}
+        self.nodes = [f"kwok-node-{i}" for i in range(self.settings.nodes)]
+        self._lock: OwnerLock | None = None
+        self._kube: kubelib.Kube | None = None
+        self._info: EnvInfo | None = None
+        self.boot_seconds: float | None = None
+
+    # -- public ------------------------------------------------------------------------
+
+    @property
+    def info(self) -> EnvInfo:
+        if self._info is None:
+            raise EnvironmentNotReady("the local environment is not running")
+        return self._info
+
+    def kube(self) -> kubelib.Kube:
+        if self._kube is None:
+            api = self.services["kube-apiserver"]
+            assert isinstance(api, KubeAPIServer)
+            self._kube = kubelib.Kube(api.kubeconfig("admin"), timeout=self.timeouts.api_call)
+        return self._kube
+
+    def __enter__(self) -> LocalEnv:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        problems = self.stop()
+        if problems and exc is None:
+            raise TeardownError("the local environment did not stop cleanly", "\n".join(problems))
+
+    def start(self) -> EnvInfo:
+        from signcheck.localenv.reap import reap_abandoned
+
+        started = time.monotonic()
+        paths, self.versions = resolve_tools()
+        # A crashed earlier run must not hold ports, pids or disk before this one boots.
+        reap_abandoned(self.settings.runs_root, self.timeouts, exclude=self.run_id)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = OwnerLock(self.run_dir)
+        self._lock.acquire()
+        self.state = new_state(self.run_id, self.run_dir, self.owner_kind, self.settings.keep)
+        self.state.save()
+        try:
+            self._boot(paths, deadline=started + self.timeouts.env_boot)
+        except BaseException as err:
+            self.state.phase = "failed"
+            self.state.error = str(err)
+            self.state.save()
+            self.stop()
+            raise
+        self.boot_seconds = time.monotonic() - started
+        self._info = self._make_info()
+        self.state.phase = "ready"
+        self.state.info = self._info.as_dict()
+        self.state.save()
+        return self._info
+
+    def stop(self) -> list[str]:
+        """Tear down in reverse; safe to call again. Returns the problems met, if any."""
+        problems: list[str] = []
+        if self.state is not None and self.state.phase != "down":
+            self.state.phase = "stopping"
+            self.state.save()
+        api = self.services.get("kube-apiserver")
+        if api is not None and api.process is not None and api.process.alive:
+            try:
+                kubelib.delete_kyverno_webhooks(self.kube())
+            except Exception as err:
+                problems.append(f"deleting Kyverno's webhook configurations: {err}")
+        if self._kube is not None:
+            self._kube.close()
+            self._kube = None
+        for tier in STOP_TIERS:
+            procs = [
+                s.process for n in tier if (s := self.services.get(n)) and s.process is not None
+            ]
+            problems += _stop_together(procs)
+        if self.state is not None:
+            self.state.phase = "down"
+            if self.run_dir.is_dir():
+                self.state.save()
+        # `env down --keep` asks a running supervisor to keep the run dir through this file.
+        keep = self.settings.keep or (self.run_dir / "keep").exists()
+        if not keep and self.run_dir.is_dir():
+            remove_run_dir(self.run_dir)
+            if self.run_dir.exists():
+                problems.append(f"could not remove {self.run_dir}")
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self._info = None
+        return problems
+
+    # -- boot --------------------------------------------------------------------------
+
+    def _remaining(self, deadline: float, wanted: float) -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise EnvironmentNotReady(
+                f"the local environment did not boot within {self.timeouts.env_boot:g}s "
+                "(timeouts.env_boot)"
+            )
+        return min(wanted, left)
+
+    def _spawn(self, svc: Service) -> ManagedProcess:
+        self.services[svc.name] = svc
+        proc = svc.build()
+        proc.spawn()
+        assert self.state is not None
+        self.state.record(proc.record())
+        return proc
+
+    def _boot(self, paths: dict[str, Path], deadline: float) -> None:
+        s, t, run = self.settings, self.timeouts, self.run_dir
+        registry = Registry(run, paths["registry"], t, auth=s.registry_auth, tls=s.registry_tls)
+        etcd = Etcd(run, paths["etcd"], t)
+        first = [self._spawn(registry), self._spawn(etcd)]
+        for proc in first:
+            proc.wait_ready()
+
+        api = KubeAPIServer(run, paths["kube-apiserver"], t, etcd.url)
+        self._spawn(api).wait_ready()
+        kube = self.kube()
+
+        kcm = KubeControllerManager(
+            run,
+            paths["kube-controller-manager"],
+            t,
+            api.kubeconfig("controller-manager"),
+            sa_key=api.sa_key_path,
+            root_ca=api.ca_path,
+        )
+        sched = KubeScheduler(run, paths["kube-scheduler"], t, api.kubeconfig("scheduler"))
+        kwok = Kwok(run, paths["kwok"], t, api.kubeconfig("kwok"), self._nodes_ready_probe(kube))
+        second = [self._spawn(kcm), self._spawn(sched), self._spawn(kwok)]
+
+        crds = crdlib.load_crds()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            nodes = pool.submit(self._create_nodes, kube)
+            self._prepare_kyverno(kube, crds, registry)
+            nodes.result()
+        wait_for(
+            "Kyverno's CRDs to be served",
+            crdlib.discovery_probe(kube, crds),
+            timeout=self._remaining(deadline, t.service_ready),
+            interval=t.poll_interval,
+            where=api.url,
+        )
+
+        insecure = not registry.tls
+        pull_secret = PULL_SECRET if registry.auth else None
+        bundle = (
+            _ca_bundle(registry.ca_path, registry.dir / "tls" / "bundle.pem")
+            if registry.ca_path
+            else None
+        )
+        kyv = Kyverno(
+            run,
+            paths["kyverno"],
+            t,
+            api.kubeconfig("kyverno"),
+            run_id=self.run_id,
+            insecure_registry=insecure,
+            pull_secret=pull_secret,
+            ca_bundle=bundle,
+        )
+        third = [self._spawn(kyv)]
+        if s.reports_controller:
+            reports = ReportsController(
+                run,
+                paths["reports-controller"],
+                t,
+                api.kubeconfig("reports-controller"),
+                run_id=self.run_id,
+                insecure_registry=insecure,
+                pull_secret=pull_secret,
+                ca_bundle=bundle,
+                ready=self._lease_probe(kube, "kyverno-reports-controller"),
+            )
+            third.append(self._spawn(reports))
+
+        for proc in second + third:
+            proc.wait_ready()
+        self._wait_webhooks(kube, kyv, deadline)
+        self._canary(kube, deadline)
+
+    def _create_nodes(self, kube: kubelib.Kube) -> None:
+        for name in self.nodes:
+            kube.apply(kubelib.fake_node(name))
+
+    def _prepare_kyverno(
+        self, kube: kubelib.Kube, crds: list[dict[str, Any]], registry: Registry
+    ) -> None:
+        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+        kube.apply(kyverno_configmap())
+        if registry.auth:
+            payload = json.dumps(registry.dockerconfigjson()).encode()
+            kube.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": PULL_SECRET, "namespace": NAMESPACE},
+                    "type": "kubernetes.io/dockerconfigjson",
+                    "data": {".dockerconfigjson": base64.b64encode(payload).decode()},
+                }
+            )
+        crdlib.apply_crds(kube, crds)
+
+    def _nodes_ready_probe(self, kube: kubelib.Kube):  # type: ignore[no-untyped-def]
+        def probe() -> bool:
+            _, waiting = kubelib.ready_nodes(kube, self.nodes)
+            if waiting:
+                raise NotYet(f"nodes not Ready yet: {', '.join(waiting)}")
+            return True
+
+        return probe
+
+    def _lease_probe(self, kube: kubelib.Kube, lease: str):  # type: ignore[no-untyped-def]
+        def probe() -> bool:
+            try:
+                got = kube.coordination.read_namespaced_lease(lease, NAMESPACE)
+            except ApiException as err:
+                raise NotYet(f"lease {NAMESPACE}/{lease}: {err.status} {err.reason}") from None
+            holder = got.spec.holder_identity if got.spec else None
+            if not holder:
+                raise NotYet(f"lease {NAMESPACE}/{lease} has no holder")
+            return True
+
+        return probe
+
+    def _wait_webhooks(self, kube: kubelib.Kube, kyv: Kyverno, deadline: float) -> None:
+        def probe() -> bool:
+            found = kubelib.kyverno_webhooks(kube)
+            names = {name for _, name, _ in found}
+            missing = [n for n in EXPECTED_WEBHOOKS if n not in names]
+            if missing:
+                raise NotYet(f"missing: {', '.join(missing)}; registered: {sorted(names)}")
+            foreign = [u for _, _, urls in found for u in urls if kyv.server not in u]
+            if foreign:
+                raise NotYet(f"webhooks not pointing at {kyv.server}: {foreign[:3]}")
+            return True
+
+        wait_for(
+            "Kyverno's webhook configurations",
+            probe,
+            timeout=self._remaining(deadline, self.timeouts.kyverno_ready),
+            interval=self.timeouts.poll_interval,
+            where=f"https://{kyv.server}",
+        )
+
+    def _canary(self, kube: kubelib.Kube, deadline: float) -> None:
+        name = f"signcheck-canary-{self.run_id[-6:]}"
+        policy = canary_policy(name)
+        group, version = "kyverno.io", "v1"
+
+        def create() -> bool:
+            try:
+                kube.custom.create_cluster_custom_object(group, version, "clusterpolicies", policy)
+            except ApiException as err:
+                if err.status == 409:
+                    return True
+                # The policy webhook refuses calls until Kyverno's server has its cert.
+                raise NotYet(f"create ClusterPolicy {name}: {err.status} {err.body}") from None
+            return True
+
+        def ready() -> bool:
+            got = kube.custom.get_cluster_custom_object(group, version, "clusterpolicies", name)
+            conds = (got.get("status") or {}).get("conditions") or []
+            ready = [c for c in conds if c.get("type") == "Ready"]
+            if not ready or ready[0].get("status") != "True":
+                raise NotYet(f"ClusterPolicy {name} conditions: {conds}")
+            return True
+
+        where = "the apiserver's policy webhook"
+        t = self.timeouts
+        wait_for(
+            f"ClusterPolicy {name} to be admitted",
+            create,
+            where=where,
+            timeout=self._remaining(deadline, t.policy_ready),
+            interval=t.poll_interval,
+        )
+        wait_for(
+            f"ClusterPolicy {name} to be Ready",
+            ready,
+            where="its status",
+            timeout=self._remaining(deadline, t.policy_ready),
+            interval=t.poll_interval,
+        )
+        kube.custom.delete_cluster_custom_object(group, version, "clusterpolicies", name)
+
+    def _make_info(self) -> EnvInfo:
+        api = self.services["kube-apiserver"]
+        reg = self.services["registry"]
+        assert isinstance(api, KubeAPIServer) and isinstance(reg, Registry)
+        pids = {n: s.process.pid for n, s in self.services.items() if s.process and s.process.pid}
+        return EnvInfo(
+            run_id=self.run_id,
+            run_dir=str(self.run_dir),
+            kubeconfig=str(api.kubeconfig("admin")),
+            apiserver_url=api.url,
+            registry=RegistryInfo(
+                host=reg.host,
+                scheme=reg.scheme,
+                tls=reg.tls,
+                auth=reg.auth,
+                ca_path=str(reg.ca_path) if reg.ca_path else None,
+                credentials_path=str(reg.credentials_path) if reg.credentials_path else None,
+                docker_config_dir=str(reg.docker_config_dir) if reg.docker_config_dir else None,
+                pull_secret=PULL_SECRET if reg.auth else None,
+            ),
+            nodes=list(self.nodes),
+            pids=pids,
+            ports={n: dict(s.ports) for n, s in self.services.items() if s.ports},
+            versions=dict(self.versions),
+            logs_dir=str(self.run_dir / "logs"),
+            state_file=str(self.run_dir / "state.json"),
+            kubeconfigs={k: str(v) for k, v in api.kubeconfigs.items()},
+        )
+
+
+def _stop_together(procs: list[ManagedProcess]) -> list[str]:
+    problems: list[str] = []
+    if not procs:
+        return problems
+
+    def stop(p: ManagedProcess) -> None:
+        try:
+            p.stop()
+        except Exception as err:
+            problems.append(f"stopping {p.name} (pid {p.pid}): {err}")
+
+    with ThreadPoolExecutor(max_workers=len(procs)) as pool:
+        list(pool.map(stop, procs))
+    return problems

@@ -1,0 +1,1 @@
+"""One small class per service: its flags, files and health check."""

@@ -1,0 +1,56 @@
+"""What every service class shares: a name, its directory in the run dir, its ports, and
+the `ManagedProcess` built from its flags and health check."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from signcheck.localenv.process import ManagedProcess, Probe
+from signcheck.localenv.settings import Timeouts
+
+
+class Service:
+    """A subclass sets `name`, fills `ports`, and implements `argv()` and `ready()`."""
+
+    name = "service"
+    tool = ""
+
+    def __init__(self, run_dir: Path, binary: Path, timeouts: Timeouts) -> None:
+        self.run_dir = run_dir
+        self.binary = binary
+        self.timeouts = timeouts
+        self.dir = run_dir / self.name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ports: dict[str, int] = {}
+        self.process: ManagedProcess | None = None
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> Mapping[str, str] | None:
+        return None
+
+    def ready(self) -> Probe | None:
+        return None
+
+    def ready_timeout(self) -> float:
+        return self.timeouts.service_ready
+
+    def prepare(self) -> None:
+        """Write config files and certificates before the process starts."""
+
+    def build(self) -> ManagedProcess:
+        self.prepare()
+        self.process = ManagedProcess(
+            self.name,
+            [str(self.binary), *self.argv()],
+            log_path=self.run_dir / "logs" / f"{self.name}.log",
+            env=self.env(),
+            cwd=self.dir,
+            ready=self.ready(),
+            ready_timeout=self.ready_timeout(),
+            stop_timeout=self.timeouts.stop,
+            poll_interval=self.timeouts.poll_interval,
+        )
+        return self.process

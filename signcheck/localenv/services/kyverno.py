@@ -1,0 +1,214 @@
+"""The Kyverno admission controller and reports controller, out of cluster.
+
+Upstream's own out-of-cluster recipe: `--serverIP` makes Kyverno register its webhooks
+with `https://<serverIP>/...` URLs instead of a Service, and it makes its own CA and
+serving pair (stored in the two named Secrets) after winning its leader lease. Every
+listener is bound to loopback on a port of this run: the webhook server, the Prometheus
+endpoint (which listens even with `--disableMetrics`) and controller-runtime's metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from signcheck.localenv.ports import HOST, free_port
+from signcheck.localenv.probes import http_probe, ssl_context
+from signcheck.localenv.process import Probe
+from signcheck.localenv.services.base import Service
+from signcheck.localenv.settings import Timeouts
+
+NAMESPACE = "kyverno"
+ADMISSION_SA = "kyverno-admission-controller"
+BACKGROUND_SA = "kyverno-background-controller"
+REPORTS_SA = "kyverno-reports-controller"
+CONFIGMAP = "kyverno"
+METRICS_CONFIGMAP = "kyverno-metrics"
+CA_SECRET = "kyverno-svc.kyverno.svc.kyverno-tls-ca"
+TLS_SECRET = "kyverno-svc.kyverno.svc.kyverno-tls-pair"
+PULL_SECRET = "signcheck-registry"
+
+
+def _sa(name: str) -> str:
+    return f"system:serviceaccount:{NAMESPACE}:{name}"
+
+
+def kyverno_configmap() -> dict[str, object]:
+    """Kyverno's own configuration, as its Helm chart would write it for this cluster."""
+    filters = [
+        "[Event,*,*]",
+        "[*/*,kube-system,*]",
+        "[*/*,kube-public,*]",
+        "[*/*,kube-node-lease,*]",
+        f"[*/*,{NAMESPACE},*]",
+        "[Node,*,*]",
+        "[Node/?*,*,*]",
+        "[APIService,*,*]",
+        "[APIService/?*,*,*]",
+        "[TokenReview,*,*]",
+        "[SubjectAccessReview,*,*]",
+        "[SelfSubjectAccessReview,*,*]",
+        "[Binding,*,*]",
+        "[Pod/binding,*,*]",
+        "[ReplicaSet,*,*]",
+        "[ReplicaSet/?*,*,*]",
+        "[EphemeralReport,*,*]",
+        "[ClusterEphemeralReport,*,*]",
+    ]
+    webhooks = (
+        '{"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name",'
+        f'"operator":"NotIn","values":["kube-system","{NAMESPACE}"]}}]}}}}'
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIGMAP, "namespace": NAMESPACE},
+        "data": {
+            "resourceFilters": "".join(filters),
+            "webhooks": webhooks,
+            "excludeGroups": "system:nodes",
+            "defaultRegistry": "docker.io",
+            "enableDefaultRegistryMutation": "true",
+            "generateSuccessEvents": "false",
+        },
+    }
+
+
+def _common_env(
+    pod_name: str, service_account: str, ca_bundle: Path | None, home: Path
+) -> dict[str, str]:
+    env = {
+        "KYVERNO_NAMESPACE": NAMESPACE,
+        "KYVERNO_SERVICEACCOUNT_NAME": service_account,
+        "KYVERNO_DEPLOYMENT": service_account,
+        "KYVERNO_POD_NAME": pod_name,
+        "KYVERNO_SVC": "kyverno-svc",
+        "INIT_CONFIG": CONFIGMAP,
+        "METRICS_CONFIG": METRICS_CONFIGMAP,
+        # A user's ~/.docker/config.json must not leak credentials into the run.
+        "HOME": str(home),
+        "OTEL_TRACES_EXPORTER": "none",
+    }
+    if ca_bundle is not None:
+        # Go reads this instead of the system bundle: the registry's CA plus the system's.
+        env["SSL_CERT_FILE"] = str(ca_bundle)
+    return env
+
+
+def _registry_flags(insecure_registry: bool, pull_secret: str | None) -> list[str]:
+    flags = ["--registryCredentialHelpers="]
+    if insecure_registry:
+        flags.append("--allowInsecureRegistry=true")
+    if pull_secret:
+        flags.append(f"--imagePullSecrets={pull_secret}")
+    return flags
+
+
+class Kyverno(Service):
+    name = "kyverno"
+    tool = "kyverno"
+
+    def __init__(
+        self,
+        run_dir: Path,
+        binary: Path,
+        timeouts: Timeouts,
+        kubeconfig: Path,
+        *,
+        run_id: str,
+        insecure_registry: bool,
+        pull_secret: str | None,
+        ca_bundle: Path | None,
+    ) -> None:
+        super().__init__(run_dir, binary, timeouts)
+        self.kubeconfig = kubeconfig
+        self.run_id = run_id
+        self.insecure_registry = insecure_registry
+        self.pull_secret = pull_secret
+        self.ca_bundle = ca_bundle
+        self.ports["webhook"] = free_port()
+        self.ports["metrics"] = free_port()
+
+    @property
+    def server(self) -> str:
+        return f"{HOST}:{self.ports['webhook']}"
+
+    def argv(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            f"--serverIP={self.server}",
+            f"--webhookServerHost={HOST}",
+            f"--webhookServerPort={self.ports['webhook']}",
+            f"--caSecretName={CA_SECRET}",
+            f"--tlsSecretName={TLS_SECRET}",
+            f"--backgroundServiceAccountName={_sa(BACKGROUND_SA)}",
+            f"--reportsServiceAccountName={_sa(REPORTS_SA)}",
+            f"--metricsHost={HOST}",
+            f"--metricsPort={self.ports['metrics']}",
+            "--disableMetrics=true",
+            "--controllerRuntimeMetricsAddress=0",
+            "--generateValidatingAdmissionPolicy=false",
+            "--generateMutatingAdmissionPolicy=false",
+            "--enableTuf=false",
+            "--disableLogColor=true",
+            *_registry_flags(self.insecure_registry, self.pull_secret),
+        ]
+
+    def env(self) -> Mapping[str, str]:
+        return _common_env(f"{self.run_id}-admission", ADMISSION_SA, self.ca_bundle, self.dir)
+
+    def ready_timeout(self) -> float:
+        return self.timeouts.kyverno_ready
+
+    def ready(self) -> Probe:
+        # The webhook server answers only once the leader has written the TLS secret; the
+        # environment checks registration and a canary policy after this.
+        return http_probe(f"https://{self.server}/health/liveness", context=ssl_context())
+
+
+class ReportsController(Service):
+    name = "reports-controller"
+    tool = "reports-controller"
+
+    def __init__(
+        self,
+        run_dir: Path,
+        binary: Path,
+        timeouts: Timeouts,
+        kubeconfig: Path,
+        *,
+        run_id: str,
+        insecure_registry: bool,
+        pull_secret: str | None,
+        ca_bundle: Path | None,
+        ready: Probe,
+    ) -> None:
+        super().__init__(run_dir, binary, timeouts)
+        self.kubeconfig = kubeconfig
+        self.run_id = run_id
+        self.insecure_registry = insecure_registry
+        self.pull_secret = pull_secret
+        self.ca_bundle = ca_bundle
+        self._ready = ready
+        self.ports["metrics"] = free_port()
+
+    def argv(self) -> list[str]:
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            f"--metricsHost={HOST}",
+            f"--metricsPort={self.ports['metrics']}",
+            "--disableMetrics=true",
+            "--enableTuf=false",
+            "--disableLogColor=true",
+            *_registry_flags(self.insecure_registry, self.pull_secret),
+        ]
+
+    def env(self) -> Mapping[str, str]:
+        return _common_env(f"{self.run_id}-reports", REPORTS_SA, self.ca_bundle, self.dir)
+
+    def ready_timeout(self) -> float:
+        return self.timeouts.kyverno_ready
+
+    def ready(self) -> Probe:
+        # It serves nothing; holding its leader lease shows it is connected and running.
+        return self._ready
