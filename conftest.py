@@ -1,0 +1,10 @@
+"""Root conftest: wires the signcheck pytest plugin and the fixtures into every run.
+
+Conformance runs (`pytest`, `pytest tests`) write reports/; runs of `selftests/` only do not.
+"""
+
+pytest_plugins = [
+    "signcheck.pytest_plugin",
+    "fixtures.session",
+    "fixtures.namespace",
+]

@@ -1,0 +1,428 @@
+"""The pytest side of signcheck: options, the run (id, directory, target, session resources),
+evidence on failure, redaction of every test report, and the three reports.
+
+Process roles. The *owner* is the process that is not an xdist worker (the only process of a
+serial run, the controller of `-n N`). It owns the run id, the target's lifetime and the
+final teardown and summary. Workers receive the run id and run directory from the owner and
+create session resources once between them (first worker under a file lock; see
+`signcheck.shared`). In a serial run the owner boots the target lazily, on the first fixture
+that needs it, so `--collect-only` starts nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signcheck import redact, shared, targets, toolbuild
+from signcheck.config import COSIGN_TOOLS, SABOTAGE, TARGETS, Settings, Timeouts
+from signcheck.errors import EnvironmentNotReady, SigncheckError
+from signcheck.report import RunSummary, TestResult, admission_text, now_iso, write_json
+from signcheck.run import RunResources, State
+from signcheck.target import Target, new_run_id
+from signcheck.wait import until
+
+ADMISSIONS = pytest.StashKey[list[dict[str, Any]]]()
+NAMESPACE = pytest.StashKey[str]()
+
+TOOLS = ("registry",)
+"""Tools the suite itself needs before the target boots (cosign is added per settings)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("signcheck", "signcheck conformance suite")
+    g.addoption("--target", choices=TARGETS, default="local", help="where to run (default local)")
+    g.addoption("--kubeconfig", type=Path, default=None, help="cluster targets: kubeconfig")
+    g.addoption("--context", default=None, help="cluster targets: kubeconfig context")
+    g.addoption("--registry", default=None, help="cluster targets: registry HOST[:PORT]")
+    g.addoption("--registry-scheme", choices=("https", "http"), default="https")
+    g.addoption("--registry-ca", type=Path, default=None, help="CA bundle for the registry")
+    g.addoption(
+        "--registry-username",
+        default=None,
+        help="registry user; the password only from $SIGNCHECK_REGISTRY_PASSWORD",
+    )
+    g.addoption("--registry-prefix", default="signcheck", help="path under the registry host")
+    g.addoption("--kyverno-namespace", default="kyverno")
+    g.addoption("--cosign", dest="cosign_tool", choices=COSIGN_TOOLS, default="cosign-v2")
+    g.addoption(
+        "--seed-exact-policy",
+        action="store_true",
+        help="apply the seed's cluster-wide policy instead of one scoped to the run",
+    )
+    g.addoption("--keep", action="store_true", help="keep the run directory (keys, state, logs)")
+    g.addoption(
+        "--signcheck-reports",
+        default="reports",
+        help="directory for report.html, junit.xml, summary.json ('' disables)",
+    )
+    g.addoption(
+        "--signcheck-sabotage",
+        choices=SABOTAGE,
+        default="none",
+        help="break the setup on purpose (selftests prove the suite notices)",
+    )
+
+
+def settings_from(config: pytest.Config) -> Settings:
+    opt = config.getoption
+    return Settings(
+        target=opt("target"),
+        kubeconfig=opt("kubeconfig"),
+        context=opt("context"),
+        registry=opt("registry"),
+        registry_scheme=opt("registry_scheme"),
+        registry_ca=opt("registry_ca"),
+        registry_username=opt("registry_username"),
+        registry_prefix=opt("registry_prefix"),
+        kyverno_namespace=opt("kyverno_namespace"),
+        cosign_tool=opt("cosign_tool"),
+        seed_exact_policy=opt("seed_exact_policy"),
+        keep=opt("keep"),
+        reports_dir=Path(opt("signcheck_reports") or "reports"),
+        sabotage=opt("signcheck_sabotage"),
+        timeouts=Timeouts.from_env(),
+    ).validate()
+
+
+def _is_selftest_run(config: pytest.Config) -> bool:
+    selftests = config.rootpath / "selftests"
+    paths = [Path(str(a).split("::", 1)[0]).resolve() for a in config.args]
+    return bool(paths) and all(p.is_relative_to(selftests) for p in paths)
+
+
+class SigncheckRun:
+    """One run, seen from one process."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        try:
+            self.settings = settings_from(config)
+        except SigncheckError as err:
+            raise pytest.UsageError(str(err)) from err
+        redact.register_env()
+        workerinput = getattr(config, "workerinput", None)
+        self.is_owner = workerinput is None
+        if workerinput is not None:
+            self.run_id = str(workerinput["signcheck_run_id"])
+            self.run_dir = Path(workerinput["signcheck_run_dir"])
+            self._password = workerinput.get("signcheck_registry_password")
+        else:
+            self.run_id = new_run_id()
+            self.run_dir = config.rootpath / ".signcheck" / "runs" / self.run_id
+            self._password = None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.phases = shared.Phases(self.run_dir)
+        self.reports_enabled = bool(config.getoption("signcheck_reports")) and not (
+            _is_selftest_run(config)
+        )
+        self.reports_dir = (config.rootpath / self.settings.reports_dir).resolve()
+        self.started = time.monotonic()
+        self.summary = RunSummary(self.run_id, self.settings.target, now_iso())
+        self._stack = contextlib.ExitStack()
+        self._target: Target | None = None
+        self._boot_error: SigncheckError | None = None
+        self._state: State | None = None
+        self.xdist = self.is_owner and config.pluginmanager.hasplugin("dsession")
+
+    # -- target -----------------------------------------------------------------------
+
+    def target(self) -> Target:
+        if self._target is not None:
+            return self._target
+        if self._boot_error is not None:
+            raise self._boot_error
+        if self.is_owner:
+            self._target = self._boot()
+        else:
+            self._target = self._await_target()
+        return self._target
+
+    def _boot(self) -> Target:
+        try:
+            with self.phases.time("tools"):
+                toolbuild.ensure([*TOOLS, self.settings.cosign_tool])
+            with self.phases.time("environment boot"):
+                provider = targets.provider(self.settings, self.run_id, self.run_dir)
+                target = self._stack.enter_context(provider)
+        except SigncheckError as err:
+            self._boot_error = err
+            shared._write(self.run_dir / "target.json", {"error": err.message})
+            self.summary.problems.append(f"environment: {err.message}")
+            raise
+        self._password = target.registry.password
+        (self.run_dir / "target.json").write_text(target.to_json())
+        return target
+
+    def _await_target(self) -> Target:
+        path = self.run_dir / "target.json"
+        until(
+            path.is_file,
+            what=f"the owner process to boot the target ({path})",
+            timeout=self.settings.timeouts.env_boot,
+            interval=0.5,
+        )
+        data = json.loads(path.read_text())
+        if "error" in data:
+            raise EnvironmentNotReady(f"the target did not boot: {data['error']}")
+        return Target.from_json(path.read_text(), self._password)
+
+    # -- session resources ------------------------------------------------------------
+
+    def resources(self) -> RunResources:
+        return RunResources(self.target(), self.settings, self.phases)
+
+    def state(self) -> State:
+        if self._state is None:
+            res = self.resources()
+            data = shared.once(
+                self.run_dir, "resources", res.create, self.settings.timeouts.shared_setup
+            )
+            self._state = State.from_dict(data)
+        return self._state
+
+    # -- end of run (owner only) ------------------------------------------------------
+
+    def finish(self) -> None:
+        if self._target is not None or (self.run_dir / "target.json").is_file():
+            self._teardown()
+        if self.reports_enabled:
+            self.summary.phases = self.phases.read()
+            self.summary.wall_seconds = round(time.monotonic() - self.started, 3)
+            self.summary.reports = {
+                "html": str(self.reports_dir / "report.html"),
+                "junit": str(self.reports_dir / "junit.xml"),
+                "summary": str(self.reports_dir / "summary.json"),
+            }
+            write_json(self.summary, self.reports_dir / "summary.json")
+        if not self.settings.keep:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def _teardown(self) -> None:
+        started = time.monotonic()
+        try:
+            target = self._target or self.target()
+        except SigncheckError:
+            target = None
+        if target is not None:
+            self.summary.versions.update(target.versions)
+            state = shared.read(self.run_dir, "resources")
+            if state and "cosign_version" in state:
+                self.summary.versions["cosign"] = state["cosign_version"]
+            self.summary.teardown = self._remove_run(target)
+        try:
+            self._stack.close()
+        except Exception as err:
+            self.summary.problems.append(f"environment teardown: {err}")
+        self.phases.add("teardown", time.monotonic() - started)
+
+    def _remove_run(self, target: Target) -> dict[str, Any]:
+        try:
+            res = RunResources(target, self.settings, self.phases)
+            errors = res.teardown()
+            leftovers = res.leftovers(wait=self.settings.timeouts.namespace_delete)
+        except Exception as err:
+            msg = f"teardown failed: {type(err).__name__}: {err}"
+            self.summary.problems.append(msg)
+            return {"clean": False, "errors": [msg], "leftovers": {}}
+        if leftovers:
+            self.summary.problems.append(f"left behind after teardown: {leftovers}")
+        return {"clean": not leftovers and not errors, "errors": errors, "leftovers": leftovers}
+
+
+# -- hooks ----------------------------------------------------------------------------
+
+_RUN = pytest.StashKey[SigncheckRun]()
+
+
+def get_run(config: pytest.Config) -> SigncheckRun:
+    return config.stash[_RUN]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "scenario(id, step): the conformance scenario a test proves (stable ID)"
+    )
+    config.addinivalue_line("markers", "integration: needs real tools (registry, cosign)")
+    run = SigncheckRun(config)
+    config.stash[_RUN] = run
+    if run.reports_enabled and run.is_owner:
+        run.reports_dir.mkdir(parents=True, exist_ok=True)
+        # Set before pytest-html and junitxml read them in their own pytest_configure.
+        if not config.option.htmlpath:
+            config.option.htmlpath = str(run.reports_dir / "report.html")
+            config.option.self_contained_html = True
+        if not config.option.xmlpath:
+            config.option.xmlpath = str(run.reports_dir / "junit.xml")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    run = get_run(node.config)
+    node.workerinput["signcheck_run_id"] = run.run_id
+    node.workerinput["signcheck_run_dir"] = str(run.run_dir)
+    if run._password:
+        node.workerinput["signcheck_registry_password"] = run._password
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    run = get_run(session.config)
+    # Under xdist the controller runs no fixtures: it boots the target for the workers.
+    if run.xdist and session.items and not session.config.option.collectonly:
+        with contextlib.suppress(SigncheckError):
+            run.target()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    marker = item.get_closest_marker("scenario")
+    if marker and report.when == "call":
+        report.user_properties.append(("scenario", marker.args[0]))
+        report.user_properties.append(("seed_step", marker.kwargs.get("step", "")))
+    admissions = item.stash.get(ADMISSIONS, [])
+    extras = list(getattr(report, "extras", []))
+    if report.when == "call" and admissions:
+        report.user_properties.append(("admission", json.dumps(admissions)))
+        extras.append(_extra_text(admission_text(admissions), "Admission response"))
+    if report.failed and report.when in ("setup", "call"):
+        evidence = _evidence(item)
+        if evidence:
+            report.sections.append(("signcheck evidence", evidence))
+            extras.append(_extra_text(evidence, "Evidence"))
+    if extras:
+        report.extras = redact.redact_obj(extras)
+    _redact_report(report)
+
+
+def _extra_text(text: str, name: str) -> dict[str, Any]:
+    from pytest_html import extras
+
+    result: dict[str, Any] = extras.text(redact.redact(text), name=name)
+    return result
+
+
+def _redact_report(report: pytest.TestReport) -> None:
+    """Every renderer (terminal, JUnit, HTML, xdist transport) sees only redacted text."""
+    if report.longrepr is not None and not isinstance(report.longrepr, tuple):
+        text = str(report.longrepr)
+        cleaned = redact.redact(text)
+        if cleaned != text:
+            report.longrepr = cleaned
+    report.sections = [(k, redact.redact(v)) for k, v in report.sections]
+    report.user_properties = [(k, redact.redact_obj(v)) for k, v in report.user_properties]
+
+
+def _evidence(item: pytest.Item) -> str:
+    """Events of the test's namespace, the policy status, the Kyverno log tail."""
+    run = get_run(item.config)
+    if run._target is None:
+        return ""
+    parts: list[str] = []
+    try:
+        res = run.resources()
+        ns = item.stash.get(NAMESPACE, None)
+        if ns:
+            parts.append(f"events in namespace {ns}:\n" + "\n".join(res.cluster.events(ns)))
+        state = run._state
+        if state and state.policy_name:
+            from signcheck.kyverno import Policies
+
+            policy = Policies(res.cluster).get(state.policy_name)
+            status = policy.get("status") if policy else "policy not found"
+            parts.append(f"policy {state.policy_name} status:\n{json.dumps(status, indent=2)}")
+        log = run._target.kyverno_log
+        if log and log.is_file():
+            lines = log.read_text(errors="replace").splitlines()[-40:]
+            parts.append(f"Kyverno log (last {len(lines)} lines of {log}):\n" + "\n".join(lines))
+    except Exception:
+        parts.append("evidence collection failed:\n" + traceback.format_exc(limit=3))
+    return redact.redact("\n\n".join(parts))
+
+
+class _Collector:
+    """Turns test reports into `TestResult`s (one per test id)."""
+
+    def __init__(self, run: SigncheckRun) -> None:
+        self.run = run
+        self.by_id: dict[str, TestResult] = {}
+        self.first_start: float | None = None
+        self.last_stop: float | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        start, stop = getattr(report, "start", None), getattr(report, "stop", None)
+        if start is not None:
+            self.first_start = min(self.first_start or start, start)
+        if stop is not None:
+            self.last_stop = max(self.last_stop or stop, stop)
+        props = dict(report.user_properties)
+        result = self.by_id.get(report.nodeid)
+        if result is None:
+            result = TestResult(report.nodeid, "passed", 0.0)
+            self.by_id[report.nodeid] = result
+        result.duration = round(result.duration + report.duration, 3)
+        if "scenario" in props:
+            result.scenario = str(props["scenario"])
+            result.step = str(props.get("seed_step", ""))
+        if "admission" in props:
+            result.admission = json.loads(str(props["admission"]))
+        if report.when == "call":
+            if hasattr(report, "wasxfail"):
+                result.outcome = "xfailed" if report.skipped else "xpassed"
+            else:
+                result.outcome = report.outcome
+        elif report.failed:
+            result.outcome = "error"
+        elif report.skipped and report.when == "setup":
+            result.outcome = "skipped"
+        if report.failed or report.skipped:
+            result.message = redact.redact(_short_message(report))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        run = self.run
+        if self.first_start is not None and self.last_stop is not None:
+            run.phases.add("tests", self.last_stop - self.first_start)
+        run.summary.tests = list(self.by_id.values())
+        run.finish()
+        if run.summary.problems and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        run = self.run
+        tr = terminalreporter
+        for problem in run.summary.problems:
+            tr.write_line(redact.redact(f"signcheck: {problem}"), red=True)
+        if run.reports_enabled:
+            tr.write_sep("-", "signcheck reports")
+            for name, path in run.summary.reports.items():
+                tr.write_line(f"{name:8} {path}")
+            if run.summary.phases:
+                phases = ", ".join(f"{k} {v:.1f}s" for k, v in run.summary.phases.items())
+                tr.write_line(f"phases   {phases}")
+
+
+def _short_message(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    text = str(report.longrepr or "")
+    lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
+    return "\n".join(lines[:20]) if lines else text[-2000:]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    run = get_run(session.config)
+    if run.is_owner:
+        session.config.pluginmanager.register(_Collector(run), "signcheck-collector")

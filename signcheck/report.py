@@ -1,0 +1,85 @@
+"""The run summary: one model, several renderers.
+
+`RunSummary` is filled from pytest's test reports and the run's phase clock; renderers turn
+it into `summary.json` here, while JUnit and HTML come from pytest's own junitxml and
+pytest-html fed with the same (already redacted) test reports. Everything passes through
+`redact` before any renderer sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signcheck import redact
+
+SCHEMA = "signcheck.summary/v1"
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    outcome: str
+    """passed, failed, skipped, error (failed in setup/teardown), xfailed, xpassed."""
+    duration: float
+    scenario: str | None = None
+    step: str | None = None
+    message: str = ""
+    admission: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    target: str
+    started_at: str
+    versions: dict[str, str] = field(default_factory=dict)
+    tests: list[TestResult] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    teardown: dict[str, Any] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    reports: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """Run-level problems outside any test (leftovers after teardown, boot failure)."""
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.tests:
+            counts[t.outcome] = counts.get(t.outcome, 0) + 1
+        counts["total"] = len(self.tests)
+        return counts
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data = {"schema": SCHEMA, **data, "totals": self.totals}
+        return dict(redact.redact_obj(data))
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_json(summary: RunSummary, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def admission_text(entries: list[dict[str, Any]]) -> str:
+    """The admission responses of one test, human-readable, for the HTML report."""
+    out = []
+    for e in entries:
+        head = f"{e.get('request', '?')}: {'ADMITTED' if e.get('admitted') else 'DENIED'}"
+        out.append(head)
+        for key in ("webhook", "policy", "rule", "image", "reason", "code"):
+            if e.get(key) is not None:
+                out.append(f"  {key}: {e[key]}")
+        if e.get("message"):
+            out.append("  message: " + str(e["message"]).replace("\n", "\n    "))
+    return redact.redact("\n".join(out))
