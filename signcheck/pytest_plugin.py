@@ -286,13 +286,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     marker = item.get_closest_marker("scenario")
-    if marker and report.when == "call":
-        report.user_properties.append(("scenario", marker.args[0]))
-        report.user_properties.append(("seed_step", marker.kwargs.get("step", "")))
+    if marker and report.when == "setup":
+        # On the item, so the call and teardown reports carry them too (junitxml reads the
+        # teardown report's properties).
+        _add_property(item, report, "scenario", marker.args[0])
+        _add_property(item, report, "seed_step", marker.kwargs.get("step", ""))
     admissions = item.stash.get(ADMISSIONS, [])
     extras = list(getattr(report, "extras", []))
     if report.when == "call" and admissions:
-        report.user_properties.append(("admission", json.dumps(admissions)))
+        _add_property(item, report, "admission", redact.redact(json.dumps(admissions)))
         extras.append(_extra_text(admission_text(admissions), "Admission response"))
     if report.failed and report.when in ("setup", "call"):
         evidence = _evidence(item)
@@ -302,6 +304,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if extras:
         report.extras = redact.redact_obj(extras)
     _redact_report(report)
+
+
+def _add_property(item: pytest.Item, report: pytest.TestReport, name: str, value: str) -> None:
+    item.user_properties.append((name, value))
+    report.user_properties.append((name, value))
 
 
 def _extra_text(text: str, name: str) -> dict[str, Any]:
@@ -426,3 +433,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     run = get_run(session.config)
     if run.is_owner:
         session.config.pluginmanager.register(_Collector(run), "signcheck-collector")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, '<th class="sortable" data-column-type="scenario">Scenario</th>')
+    cells.insert(2, "<th>Seed step</th>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    from html import escape
+
+    props = dict(report.user_properties)
+    cells.insert(1, f'<td class="col-scenario">{escape(str(props.get("scenario", "")))}</td>')
+    cells.insert(2, f"<td>{escape(str(props.get('seed_step', '')))}</td>")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_report_title(report: Any) -> None:
+    report.title = "signcheck conformance report"

@@ -32,6 +32,10 @@ _PEM_PRIVATE = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?-----END \
 _AUTH_HEADER = re.compile(r"(?i)(authorization\s*[:=]\s*(?:basic|bearer)\s+)[A-Za-z0-9+/=._~-]+")
 _DOCKER_AUTH = re.compile(r'("auth"\s*:\s*")[^"]+(")')
 
+# pytest (saferepr) and other printers shorten long strings to `head...tail`; a secret cut
+# that way is still a secret.
+_TRUNCATED = re.compile(r"(?P<head>[^\s'\"]{3,})\.\.\.(?P<tail>[^\s'\"]{3,})")
+
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
@@ -69,9 +73,23 @@ def redact(text: str) -> str:
     for secret in sorted(known(), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
+    text = _TRUNCATED.sub(_mask_truncated, text)
     text = _PEM_PRIVATE.sub(f"-----BEGIN \\1-----{MASK}-----END \\1-----", text)
     text = _AUTH_HEADER.sub(rf"\g<1>{MASK}", text)
     return _DOCKER_AUTH.sub(rf"\g<1>{MASK}\g<2>", text)
+
+
+def _mask_truncated(match: re.Match[str]) -> str:
+    head, tail = match.group("head"), match.group("tail")
+    for secret in known():
+        # Only the secret's own start and end, and long enough not to be a coincidence.
+        for cut in range(len(head)):
+            piece = head[cut:]
+            if len(piece) + len(tail) < MIN_SECRET_LEN:
+                break
+            if secret.startswith(piece) and secret.endswith(tail):
+                return head[:cut] + MASK
+    return match.group(0)
 
 
 def redact_obj(value: Any) -> Any:

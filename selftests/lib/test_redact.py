@@ -28,3 +28,10 @@ def test_nested_objects() -> None:
 def test_short_secrets_are_refused() -> None:
     with pytest.raises(ValueError):
         redact.register("abc")
+
+
+def test_truncated_reprs_of_secrets_are_masked() -> None:
+    redact.register("planted-registry-password-77c1")
+    out = redact.redact("assert 'planted-regi...password-77c1' == 'x'")
+    assert "planted-regi" not in out and "77c1" not in out
+    assert redact.redact("a...b and foo...bar stay") == "a...b and foo...bar stay"
