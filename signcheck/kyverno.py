@@ -45,6 +45,8 @@ class PolicySpec:
     seed_exact: bool = False
     """The seed's cluster-wide match instead of the run's namespaces only."""
     skip_image_references: tuple[str, ...] = ()
+    mutate_digest: bool = True
+    """Kyverno refuses `mutateDigest: true` (its default) on an Audit policy."""
     extra_labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -67,6 +69,8 @@ def render_cluster_policy(spec: PolicySpec) -> dict[str, Any]:
             {"count": 1, "entries": [_keys_entry(k, spec.offline) for k in spec.public_keys]}
         ],
     }
+    if not spec.mutate_digest:
+        verify["mutateDigest"] = False
     if spec.skip_image_references:
         verify["skipImageReferences"] = list(spec.skip_image_references)
     return {

@@ -130,7 +130,6 @@ class SigncheckRun:
         self._target: Target | None = None
         self._boot_error: SigncheckError | None = None
         self._state: State | None = None
-        self.xdist = self.is_owner and config.pluginmanager.hasplugin("dsession")
 
     # -- target -----------------------------------------------------------------------
 
@@ -271,14 +270,6 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["signcheck_run_dir"] = str(run.run_dir)
     if run._password:
         node.workerinput["signcheck_registry_password"] = run._password
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    run = get_run(session.config)
-    # Under xdist the controller runs no fixtures: it boots the target for the workers.
-    if run.xdist and session.items and not session.config.option.collectonly:
-        with contextlib.suppress(SigncheckError):
-            run.target()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -428,11 +419,19 @@ def _short_message(report: pytest.TestReport) -> str:
     return "\n".join(lines[:20]) if lines else text[-2000:]
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     run = get_run(session.config)
-    if run.is_owner:
-        session.config.pluginmanager.register(_Collector(run), "signcheck-collector")
+    if not run.is_owner:
+        return
+    session.config.pluginmanager.register(_Collector(run), "signcheck-collector")
+    # Under xdist the controller runs no fixtures and collects nothing: it boots the target
+    # for the workers now, before they start (they get the run id and registry credentials
+    # in their workerinput).
+    xdist = session.config.pluginmanager.hasplugin("dsession")
+    if xdist and not session.config.option.collectonly:
+        with contextlib.suppress(SigncheckError):
+            run.target()
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -145,8 +145,10 @@ class RunResources:
         name = policy_name(self.target, self.settings)
         if sabotage != "no-policy":
             key = other.public_pem if sabotage == "other-key" else main.public_pem
-            action = "Audit" if sabotage == "audit" else "enforce"
-            policy = self.render_policy((key,), action=action)
+            if sabotage == "audit":
+                policy = self.render_policy((key,), action="Audit", mutate_digest=False)
+            else:
+                policy = self.render_policy((key,))
             policies = kyverno.Policies(self.cluster)
             with self.phases.time("policy ready"):
                 policies.apply(policy)
