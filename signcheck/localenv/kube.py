@@ -128,7 +128,7 @@ def fake_node(name: str) -> dict[str, Any]:
 
 
 def ready_nodes(kube: Kube, names: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(ready, not ready) among `names`."""
+    """(ready, not ready) among `names`: Ready and free of the node-condition taints."""
     ready, waiting = [], []
     for name in names:
         try:
@@ -137,7 +137,9 @@ def ready_nodes(kube: Kube, names: Iterable[str]) -> tuple[list[str], list[str]]
             waiting.append(name)
             continue
         conds = {c.type: c.status for c in (node.status.conditions or [])}
-        (ready if conds.get("Ready") == "True" else waiting).append(name)
+        # The not-ready taint outlives the Ready condition by a moment; pods wait for both.
+        taints = [t.key for t in node.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
+        (ready if conds.get("Ready") == "True" and not taints else waiting).append(name)
     return ready, waiting
 
 

@@ -39,7 +39,7 @@ def wait_for(
     deadline = start + timeout
     last = "nothing observed yet"
     attempts = 0
-    while attempts == 0 or clock() < deadline:
+    while attempts == 0 or clock() <= deadline:
         attempts += 1
         try:
             return probe()

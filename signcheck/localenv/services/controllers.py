@@ -2,7 +2,7 @@
 
 The controller-manager runs only the controllers the suite relies on: ServiceAccounts and
 their tokens (no `default` ServiceAccount means pods are rejected before Kyverno sees
-them), namespace deletion, garbage collection and the workload controllers.
+them), namespace deletion, garbage collection, node lifecycle and the workload controllers.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ CONTROLLERS = (
     "namespace-controller",
     "garbage-collector-controller",
     "pod-garbage-collector-controller",
+    # The apiserver taints every new Node not-ready; only this controller lifts the taint
+    # once kwok reports the node Ready, and keeps the nodes honest about kwok's heartbeats.
+    "node-lifecycle-controller",
     "deployment-controller",
     "replicaset-controller",
     "statefulset-controller",
