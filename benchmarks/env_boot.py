@@ -1,0 +1,115 @@
+"""Local environment figures: boot-to-Ready and teardown seconds, peak RSS of the services.
+
+Boot is measured from `LocalEnv.start()` to Ready (apiserver /readyz, Kyverno's webhooks
+answering, a canary ClusterPolicy Ready); teardown is `stop()` until every process is gone
+and the run dir removed. Peak RSS is the largest sum of the services' resident memory seen
+by a sampler every 100 ms (and, as an upper bound, the sum of each process's own peak).
+
+    python -m benchmarks.env_boot [--runs 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from signcheck.localenv import LocalEnv, Settings
+
+
+def _rss_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, env: LocalEnv, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.env = env
+        self.interval = interval
+        self.peak_kib = 0
+        self.done = threading.Event()
+
+    def pids(self) -> list[int]:
+        return [
+            s.process.pid
+            for s in list(self.env.services.values())
+            if s.process is not None and s.process.pid is not None and s.process.alive
+        ]
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            total = sum(_rss_kib(pid, "VmRSS") for pid in self.pids())
+            self.peak_kib = max(self.peak_kib, total)
+
+    def high_water_kib(self) -> int:
+        return sum(_rss_kib(pid, "VmHWM") for pid in self.pids())
+
+
+def one_run(runs_root: Path) -> dict[str, float]:
+    env = LocalEnv(Settings(runs_root=runs_root))
+    sampler = RssSampler(env)
+    sampler.start()
+    started = time.perf_counter()
+    try:
+        env.start()
+        boot = time.perf_counter() - started
+        time.sleep(1.0)  # let the sampler see the settled environment too
+        hwm = sampler.high_water_kib()
+    finally:
+        sampler.done.set()
+        stop_started = time.perf_counter()
+        problems = env.stop()
+        teardown = time.perf_counter() - stop_started
+    if problems:
+        raise RuntimeError("teardown problems: " + "; ".join(problems))
+    return {
+        "boot_s": boot,
+        "teardown_s": teardown,
+        "peak_rss_mib": sampler.peak_kib / 1024,
+        "sum_of_peaks_mib": hwm / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.env_boot")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="signcheck-bench-") as tmp:
+        for i in range(args.runs):
+            results.append(one_run(Path(tmp)))
+            if not args.json:
+                r = results[-1]
+                print(
+                    f"run {i + 1}: boot {r['boot_s']:.2f}s  teardown {r['teardown_s']:.2f}s  "
+                    f"peak RSS {r['peak_rss_mib']:.0f} MiB",
+                    flush=True,
+                )
+    keys = ("boot_s", "teardown_s", "peak_rss_mib", "sum_of_peaks_mib")
+    summary = {k: statistics.median(r[k] for r in results) for k in keys}
+    if args.json:
+        print(json.dumps({"runs": results, "median": summary}, indent=2))
+        return 0
+    print()
+    print(f"{'metric':<22}{'median':>10}{'min':>10}{'max':>10}   ({args.runs} runs)")
+    for k in keys:
+        values = [r[k] for r in results]
+        print(f"{k:<22}{summary[k]:>10.2f}{min(values):>10.2f}{max(values):>10.2f}")
+    print("goal: boot_s < 15, teardown_s < 3")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
