@@ -21,7 +21,7 @@ from signcheck.localenv.settings import Settings, Timeouts, runs_root
 from signcheck.localenv.state import RunState, list_runs
 from signcheck.localenv.waiting import NotYet, wait_for
 
-SubParsers = argparse._SubParsersAction  # type: ignore[type-arg]
+SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def add_parser(sub: SubParsers) -> None:

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
 
@@ -413,7 +413,10 @@ class LocalEnv:
             return True
 
         def ready() -> bool:
-            got = kube.custom.get_cluster_custom_object(group, version, "clusterpolicies", name)
+            got = cast(
+                "dict[str, Any]",
+                kube.custom.get_cluster_custom_object(group, version, "clusterpolicies", name),
+            )
             conds = (got.get("status") or {}).get("conditions") or []
             ready = [c for c in conds if c.get("type") == "Ready"]
             if not ready or ready[0].get("status") != "True":

@@ -49,7 +49,8 @@ class Kube:
     def __init__(self, kubeconfig: Path, timeout: float = 15.0) -> None:
         self.kubeconfig = kubeconfig
         self.timeout = timeout
-        self.api = config.new_client_from_config(config_file=str(kubeconfig))
+        load = config.new_client_from_config
+        self.api = load(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
         self.core = client.CoreV1Api(self.api)
         self.admission = client.AdmissionregistrationV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
@@ -129,16 +130,21 @@ def fake_node(name: str) -> dict[str, Any]:
 
 def ready_nodes(kube: Kube, names: Iterable[str]) -> tuple[list[str], list[str]]:
     """(ready, not ready) among `names`: Ready and free of the node-condition taints."""
-    ready, waiting = [], []
+    ready: list[str] = []
+    waiting: list[str] = []
     for name in names:
         try:
             node = kube.core.read_node(name)
         except ApiException:
             waiting.append(name)
             continue
-        conds = {c.type: c.status for c in (node.status.conditions or [])}
+        conds = {c.type: c.status for c in (node.status and node.status.conditions) or []}
         # The not-ready taint outlives the Ready condition by a moment; pods wait for both.
-        taints = [t.key for t in node.spec.taints or [] if t.key.startswith("node.kubernetes.io/")]
+        taints = [
+            t.key
+            for t in (node.spec and node.spec.taints) or []
+            if t.key.startswith("node.kubernetes.io/")
+        ]
         (ready if conds.get("Ready") == "True" and not taints else waiting).append(name)
     return ready, waiting
 

@@ -125,7 +125,7 @@ def new_state(run_id: str, run_dir: Path, owner_kind: str, keep: bool) -> RunSta
 
 def list_runs(root: Path) -> list[RunState]:
     """Every run under `root` with a readable state file, oldest first."""
-    runs = []
+    runs: list[RunState] = []
     if not root.is_dir():
         return runs
     for child in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime):
