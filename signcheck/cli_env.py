@@ -154,8 +154,9 @@ def _status_rows(state: RunState) -> dict[str, object]:
 def cmd_status(args: argparse.Namespace) -> int:
     runs = _select(args.run)
     rows = [_status_rows(r) for r in runs]
+    # Unhealthy: a Ready run with a dead service, or whose owner died (an abandoned run).
     healthy = all(
-        s["alive"]
+        s["alive"] and row["owner"]["alive"]  # type: ignore[index]
         for row in rows
         if row["phase"] == "ready"
         for s in row["services"]  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ run as plain processes on loopback.
         env.info.kubeconfig, env.info.registry.url
 """
 
+from signcheck.localenv.attach import find_running
 from signcheck.localenv.env import LocalEnv, TeardownError
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.process import ManagedProcess
@@ -21,5 +22,6 @@ __all__ = [
     "Settings",
     "TeardownError",
     "Timeouts",
+    "find_running",
     "wait_for",
 ]

@@ -141,6 +141,8 @@ class Kyverno(Service):
             f"--webhookServerPort={self.ports['webhook']}",
             f"--caSecretName={CA_SECRET}",
             f"--tlsSecretName={TLS_SECRET}",
+            # Kyverno generates its CA and serving pair at start: ECDSA keys are instant.
+            "--tlsKeyAlgorithm=ECDSA",
             f"--backgroundServiceAccountName={_sa(BACKGROUND_SA)}",
             f"--reportsServiceAccountName={_sa(REPORTS_SA)}",
             f"--metricsHost={HOST}",
