@@ -29,6 +29,7 @@ from signcheck.localenv import crds as crdlib
 from signcheck.localenv import kube as kubelib
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.process import ManagedProcess
+from signcheck.localenv.seed import ensure_seed
 from signcheck.localenv.services.apiserver import KubeAPIServer
 from signcheck.localenv.services.base import Service
 from signcheck.localenv.services.controllers import KubeControllerManager, KubeScheduler
@@ -261,8 +262,10 @@ class LocalEnv:
 
     def _boot(self, paths: dict[str, Path], deadline: float) -> None:
         s, t, run = self.settings, self.timeouts, self.run_dir
+        crds = crdlib.load_crds()
+        seed = ensure_seed(paths, self.versions, crds, t) if s.seed_etcd else None
         registry = Registry(run, paths["registry"], t, auth=s.registry_auth, tls=s.registry_tls)
-        etcd = Etcd(run, paths["etcd"], t)
+        etcd = Etcd(run, paths["etcd"], t, seed=seed)
         first = [self._spawn(registry), self._spawn(etcd)]
         for proc in first:
             proc.wait_ready()
@@ -283,10 +286,9 @@ class LocalEnv:
         kwok = Kwok(run, paths["kwok"], t, api.kubeconfig("kwok"), self._nodes_ready_probe(kube))
         second = [self._spawn(kcm), self._spawn(sched), self._spawn(kwok)]
 
-        crds = crdlib.load_crds()
         with ThreadPoolExecutor(max_workers=2) as pool:
             nodes = pool.submit(self._create_nodes, kube)
-            self._prepare_kyverno(kube, crds, registry)
+            self._prepare_kyverno(kube, None if seed else crds, registry)
             nodes.result()
         wait_for(
             "Kyverno's CRDs to be served",
@@ -338,8 +340,9 @@ class LocalEnv:
             kube.apply(kubelib.fake_node(name))
 
     def _prepare_kyverno(
-        self, kube: kubelib.Kube, crds: list[dict[str, Any]], registry: Registry
+        self, kube: kubelib.Kube, crds: list[dict[str, Any]] | None, registry: Registry
     ) -> None:
+        """Kyverno's namespace, configuration, pull secret and (unless seeded) CRDs."""
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         kube.apply(kyverno_configmap())
         if registry.auth:
@@ -353,7 +356,8 @@ class LocalEnv:
                     "data": {".dockerconfigjson": base64.b64encode(payload).decode()},
                 }
             )
-        crdlib.apply_crds(kube, crds)
+        if crds is not None:
+            crdlib.apply_crds(kube, crds)
 
     def _nodes_ready_probe(self, kube: kubelib.Kube):  # type: ignore[no-untyped-def]
         def probe() -> bool:

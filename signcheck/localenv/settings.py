@@ -59,6 +59,8 @@ class Settings:
     registry_tls: bool = False
     nodes: int = 2
     reports_controller: bool = True
+    #: Start etcd from a cached copy that already holds Kyverno's CRDs (see `seed`).
+    seed_etcd: bool = True
     run_id: str | None = None
 
     def __post_init__(self) -> None:
