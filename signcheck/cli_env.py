@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,8 @@ from signcheck.localenv.settings import Settings, Timeouts, runs_root
 from signcheck.localenv.state import RunState, list_runs
 from signcheck.localenv.waiting import NotYet, wait_for
 
-SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
-
-def add_parser(sub: SubParsers) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     env_p = sub.add_parser("env", help="the local environment: up, status, logs, down")
     esub = env_p.add_subparsers(dest="env_cmd", required=True)
 
@@ -116,6 +115,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             where=str(run_dir),
             transient=(ValueError,),
         )
+    except KeyboardInterrupt:
+        # The supervisor finishes booting, then sees this and tears everything down.
+        supervisor.send_signal(signal.SIGTERM)
+        raise
     finally:
         result.unlink(missing_ok=True)
     if not outcome.get("ok"):
