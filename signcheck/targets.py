@@ -41,7 +41,7 @@ def from_env_info(info: Any, run_dir: Path) -> Target:
             password=password,
         ),
         kyverno_namespace=getattr(info, "kyverno_namespace", "kyverno"),
-        versions=dict(getattr(info, "versions", {}) or {}),
+        versions=_with_kubernetes(dict(getattr(info, "versions", {}) or {})),
         kyverno_log=kyverno_log,
         pods_run=True,
         extra={
@@ -50,6 +50,13 @@ def from_env_info(info: Any, run_dir: Path) -> Target:
             "pull_secret": getattr(reg, "pull_secret", None),
         },
     )
+
+
+def _with_kubernetes(versions: dict[str, str]) -> dict[str, str]:
+    # The environment reports per binary; the summary names "kubernetes" like any cluster.
+    if "kubernetes" not in versions and "kube-apiserver" in versions:
+        versions = {"kubernetes": versions["kube-apiserver"], **versions}
+    return versions
 
 
 @contextlib.contextmanager
