@@ -148,6 +148,9 @@ class LocalEnv:
         self._kube: kubelib.Kube | None = None
         self._info: EnvInfo | None = None
         self.boot_seconds: float | None = None
+        #: Seconds per boot phase and per teardown step, for benchmarks and slow-boot reports.
+        self.timings: dict[str, float] = {}
+        self._last_mark = time.monotonic()
 
     # -- public ------------------------------------------------------------------------
 
@@ -181,8 +184,9 @@ class LocalEnv:
     def start(self) -> EnvInfo:
         from signcheck.localenv.reap import reap_abandoned
 
-        started = time.monotonic()
+        started = self._last_mark = time.monotonic()
         paths, self.versions = resolve_tools()
+        self._mark("resolve tools")
         # A crashed earlier run must not hold ports, pids or disk before this one boots.
         reap_abandoned(self.settings.runs_root, self.timeouts, exclude=self.run_id)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -208,6 +212,7 @@ class LocalEnv:
     def stop(self) -> list[str]:
         """Tear down in reverse; safe to call again. Returns the problems met, if any."""
         problems: list[str] = []
+        self._last_mark = time.monotonic()
         if self.state is not None and self.state.phase != "down":
             self.state.phase = "stopping"
             self.state.save()
@@ -217,6 +222,7 @@ class LocalEnv:
                 kubelib.delete_kyverno_webhooks(self.kube())
             except Exception as err:
                 problems.append(f"deleting Kyverno's webhook configurations: {err}")
+            self._mark("stop: delete webhooks")
         if self._kube is not None:
             self._kube.close()
             self._kube = None
@@ -225,6 +231,8 @@ class LocalEnv:
                 s.process for n in tier if (s := self.services.get(n)) and s.process is not None
             ]
             problems += _stop_together(procs)
+            if procs:
+                self._mark(f"stop: {' + '.join(p.name for p in procs)}")
         if self.state is not None:
             self.state.phase = "down"
             if self.run_dir.is_dir():
@@ -242,6 +250,11 @@ class LocalEnv:
         return problems
 
     # -- boot --------------------------------------------------------------------------
+
+    def _mark(self, label: str) -> None:
+        now = time.monotonic()
+        self.timings[label] = round(now - self._last_mark, 3)
+        self._last_mark = now
 
     def _remaining(self, deadline: float, wanted: float) -> float:
         left = deadline - time.monotonic()
@@ -264,14 +277,17 @@ class LocalEnv:
         s, t, run = self.settings, self.timeouts, self.run_dir
         crds = crdlib.load_crds()
         seed = ensure_seed(paths, self.versions, crds, t) if s.seed_etcd else None
+        self._mark("etcd seed")
         registry = Registry(run, paths["registry"], t, auth=s.registry_auth, tls=s.registry_tls)
         etcd = Etcd(run, paths["etcd"], t, seed=seed)
         first = [self._spawn(registry), self._spawn(etcd)]
         for proc in first:
             proc.wait_ready()
+        self._mark("registry + etcd")
 
         api = KubeAPIServer(run, paths["kube-apiserver"], t, etcd.url)
         self._spawn(api).wait_ready()
+        self._mark("kube-apiserver")
         kube = self.kube()
 
         kcm = KubeControllerManager(
@@ -297,6 +313,7 @@ class LocalEnv:
             interval=t.poll_interval,
             where=api.url,
         )
+        self._mark("nodes, kyverno namespace, CRDs")
 
         insecure = not registry.tls
         pull_secret = PULL_SECRET if registry.auth else None
@@ -330,10 +347,16 @@ class LocalEnv:
             )
             third.append(self._spawn(reports))
 
-        for proc in second + third:
+        for proc in second:
             proc.wait_ready()
+        self._mark("controllers, scheduler, kwok")
+        for proc in third:
+            proc.wait_ready()
+        self._mark("kyverno serving")
         self._wait_webhooks(kube, kyv, deadline)
+        self._mark("kyverno webhooks")
         self._canary(kube, deadline)
+        self._mark("canary policy Ready")
 
     def _create_nodes(self, kube: kubelib.Kube) -> None:
         for name in self.nodes:
