@@ -42,8 +42,25 @@ def _reserve(port: int, directory: Path) -> bool:
     return True
 
 
+_pruned = False
+
+
+def _prune(directory: Path) -> None:
+    """Drop expired reservations, once per process, so the directory does not grow."""
+    global _pruned
+    if _pruned:
+        return
+    _pruned = True
+    cutoff = time.time() - RESERVATION_TTL
+    for marker in directory.iterdir():
+        with contextlib.suppress(OSError):
+            if marker.stat().st_mtime < cutoff:
+                marker.unlink()
+
+
 def free_port(attempts: int = 50) -> int:
     directory = _reservations_dir()
+    _prune(directory)
     for _ in range(attempts):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((HOST, 0))
