@@ -81,19 +81,33 @@ class Phases:
 
     @contextmanager
     def time(self, phase: str) -> Iterator[None]:
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         try:
             yield
         finally:
-            self.add(phase, time.monotonic() - started)
+            self.add(phase, time.monotonic() - started, (wall, time.time()))
 
-    def add(self, phase: str, seconds: float) -> None:
+    def add(self, phase: str, seconds: float, interval: tuple[float, float] | None = None) -> None:
+        """Add to a phase's total; `interval` (wall-clock start, end) lets the test phase
+        subtract session setup that ran inside the first test's setup."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.run_dir / ".phases.lock"), timeout=30):
-            current = self.read()
-            current[phase] = round(current.get(phase, 0.0) + seconds, 3)
-            _write(self.run_dir / "phases.json", current)
+            data = self._load()
+            data["totals"][phase] = round(data["totals"].get(phase, 0.0) + seconds, 3)
+            if interval:
+                data["intervals"].append([phase, *interval])
+            _write(self.run_dir / "phases.json", data)
+
+    def _load(self) -> dict[str, Any]:
+        path = self.run_dir / "phases.json"
+        if path.is_file():
+            data: dict[str, Any] = json.loads(path.read_text())
+            return data
+        return {"totals": {}, "intervals": []}
 
     def read(self) -> dict[str, float]:
-        path = self.run_dir / "phases.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
+        return dict(self._load()["totals"])
+
+    def overlap(self, start: float, end: float) -> float:
+        """Seconds of recorded phases that fell inside the wall-clock window [start, end]."""
+        return sum(max(0.0, min(end, e) - max(start, s)) for _, s, e in self._load()["intervals"])
