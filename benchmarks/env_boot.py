@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from signcheck.localenv import LocalEnv, Settings
 
@@ -51,11 +52,16 @@ class RssSampler(threading.Thread):
             total = sum(_rss_kib(pid, "VmRSS") for pid in self.pids())
             self.peak_kib = max(self.peak_kib, total)
 
-    def high_water_kib(self) -> int:
-        return sum(_rss_kib(pid, "VmHWM") for pid in self.pids())
+    def high_water_kib(self) -> dict[str, int]:
+        """Each live service's own peak RSS (VmHWM), by service name."""
+        return {
+            name: _rss_kib(s.process.pid, "VmHWM")
+            for name, s in list(self.env.services.items())
+            if s.process is not None and s.process.pid is not None and s.process.alive
+        }
 
 
-def one_run(runs_root: Path) -> dict[str, float]:
+def one_run(runs_root: Path) -> dict[str, Any]:
     env = LocalEnv(Settings(runs_root=runs_root))
     sampler = RssSampler(env)
     sampler.start()
@@ -76,7 +82,9 @@ def one_run(runs_root: Path) -> dict[str, float]:
         "boot_s": boot,
         "teardown_s": teardown,
         "peak_rss_mib": sampler.peak_kib / 1024,
-        "sum_of_peaks_mib": hwm / 1024,
+        "sum_of_peaks_mib": sum(hwm.values()) / 1024,
+        "service_peak_mib": {name: kib / 1024 for name, kib in hwm.items()},
+        "phases_s": dict(env.timings),
     }
 
 
@@ -107,6 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     for k in keys:
         values = [r[k] for r in results]
         print(f"{k:<22}{summary[k]:>10.2f}{min(values):>10.2f}{max(values):>10.2f}")
+    print()
+    print("median peak RSS per service (MiB):")
+    for name in results[0]["service_peak_mib"]:
+        mib = statistics.median(r["service_peak_mib"].get(name, 0.0) for r in results)
+        print(f"  {name:<26}{mib:>8.0f}")
+    print("median seconds per phase:")
+    for name in results[0]["phases_s"]:
+        sec = statistics.median(r["phases_s"].get(name, 0.0) for r in results)
+        print(f"  {name:<56}{sec:>6.2f}")
     print("goal: boot_s < 15, teardown_s < 3")
     return 0
 
