@@ -14,7 +14,6 @@ import os
 import shlex
 import signal
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,16 +97,21 @@ def terminate(pid: int, start_time: int | None, timeout: float, interval: float 
     """Stop a process that may not be our child. Returns how it ended, for the report."""
     if not is_alive(pid, start_time):
         return "not running"
+
+    def gone() -> bool:
+        if is_alive(pid, start_time):
+            raise NotYet(f"pid {pid} still running")
+        return True
+
     _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_alive(pid, start_time):
-            return "stopped"
-        time.sleep(interval)
-    _signal_group(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline and is_alive(pid, start_time):
-        time.sleep(interval)
+    try:
+        wait_for(f"pid {pid} to exit after SIGTERM", gone, timeout=timeout, interval=interval)
+        return "stopped"
+    except EnvironmentNotReady:
+        _signal_group(pid, signal.SIGKILL)
+    # SIGKILL cannot be refused; the wait only covers the kernel tearing the process down.
+    with contextlib.suppress(EnvironmentNotReady):
+        wait_for(f"pid {pid} to exit after SIGKILL", gone, timeout=2.0, interval=interval)
     return "killed"
 
 
