@@ -190,6 +190,65 @@ def test_kyverno_denies_an_unsigned_image(
         kube.custom.delete_cluster_custom_object("kyverno.io", "v1", "clusterpolicies", name)
 
 
+def test_audit_policy_produces_a_policy_report(kube: kubelib.Kube, namespace: str) -> None:
+    """Only the reports controller turns admission results into PolicyReports."""
+    name = "audit-" + secrets.token_hex(3)
+    policy = {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "rules": [
+                {
+                    "name": "team-label",
+                    "match": {
+                        "any": [{"resources": {"kinds": ["ConfigMap"], "namespaces": [namespace]}}]
+                    },
+                    "validate": {
+                        "failureAction": "Audit",
+                        "message": "label team is required",
+                        "pattern": {"metadata": {"labels": {"team": "?*"}}},
+                    },
+                }
+            ]
+        },
+    }
+    kube.custom.create_cluster_custom_object("kyverno.io", "v1", "clusterpolicies", policy)
+    try:
+
+        def ready() -> bool:
+            got = kube.custom.get_cluster_custom_object("kyverno.io", "v1", "clusterpolicies", name)
+            conds = (got.get("status") or {}).get("conditions") or []
+            if not any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+                raise NotYet(f"conditions {conds}")
+            return True
+
+        wait_for(f"ClusterPolicy {name} Ready", ready, timeout=60)
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "unlabelled", "namespace": namespace},
+                "data": {"k": "v"},
+            }
+        )
+
+        def failed_result() -> dict[str, Any]:
+            reports = kube.custom.list_namespaced_custom_object(
+                "wgpolicyk8s.io", "v1alpha2", namespace, "policyreports"
+            )["items"]
+            for report in reports:
+                for result in report.get("results", []):
+                    if result["policy"] == name and result["result"] == "fail":
+                        return dict(result)
+            raise NotYet(f"{len(reports)} report(s), no failed result for {name} yet")
+
+        result = wait_for("a PolicyReport with the audit failure", failed_result, timeout=90)
+        assert result["rule"] == "team-label"
+    finally:
+        kube.custom.delete_cluster_custom_object("kyverno.io", "v1", "clusterpolicies", name)
+
+
 # -- the CLI, from other processes ------------------------------------------------------
 
 
