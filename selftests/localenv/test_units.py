@@ -182,3 +182,17 @@ def test_abandoned_runs_are_reaped_live_ones_left(
     while is_alive(live.services[0].pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not is_alive(live.services[0].pid, live.services[0].start_time)
+
+
+def test_a_run_dir_without_state_is_removed_only_once_old(private_cache: Path) -> None:
+    root = private_cache / "runs"
+    young, old = root / "sc-young", root / "sc-old"
+    for d in (young, old):
+        d.mkdir(parents=True)
+        (d / "owner.lock").touch()
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    lines = reap_abandoned(root, Timeouts(stop=1))
+    assert young.exists(), "a run being created right now must survive"
+    assert not old.exists()
+    assert lines == [f"sc-old: removed {old} (no state)"]

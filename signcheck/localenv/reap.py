@@ -55,6 +55,16 @@ def reap_run(state: RunState, timeouts: Timeouts, keep: bool = False) -> list[st
     return lines
 
 
+UNBORN_GRACE = 300.0
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
 def reap_abandoned(root: Path, timeouts: Timeouts, exclude: str | None = None) -> list[str]:
     """Remove every abandoned run under `root`, except runs kept on purpose."""
     lines: list[str] = []
@@ -71,9 +81,12 @@ def reap_abandoned(root: Path, timeouts: Timeouts, exclude: str | None = None) -
                 continue
             state = runs.get(child.name)
             if state is None:
-                # Crashed before its first state write: nothing recorded can be running.
-                remove_run_dir(child)
-                lines.append(f"{child.name}: removed {child} (no state)")
+                # No state yet: either a run being created this instant (its owner locks
+                # before it writes state, but opens the lock file first) or one that crashed
+                # before recording anything. Only age tells them apart.
+                if _age(child) > UNBORN_GRACE:
+                    remove_run_dir(child)
+                    lines.append(f"{child.name}: removed {child} (no state)")
                 continue
             if state.phase == "down" and state.keep:
                 continue

@@ -128,11 +128,12 @@ def list_runs(root: Path) -> list[RunState]:
     runs: list[RunState] = []
     if not root.is_dir():
         return runs
-    for child in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime):
+    for child in root.iterdir():
         if (child / STATE_FILE).is_file():
             with contextlib.suppress(OSError, ValueError, KeyError):
                 runs.append(RunState.load(child))
-    return runs
+    # Run ids start with a timestamp: sorting by id is sorting by start.
+    return sorted(runs, key=lambda r: r.run_id)
 
 
 @contextlib.contextmanager
