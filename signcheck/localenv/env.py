@@ -425,7 +425,8 @@ class LocalEnv:
         )
 
     def _canary(self, kube: kubelib.Kube, deadline: float) -> None:
-        name = f"signcheck-canary-{self.run_id[-6:]}"
+        # Not derived from the run id: a caller may choose ids that are no valid object name.
+        name = f"signcheck-canary-{secrets.token_hex(3)}"
         policy = canary_policy(name)
         group, version = "kyverno.io", "v1"
 
