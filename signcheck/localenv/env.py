@@ -29,6 +29,7 @@ from signcheck.localenv import crds as crdlib
 from signcheck.localenv import kube as kubelib
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.process import ManagedProcess
+from signcheck.localenv.reap import reap_abandoned
 from signcheck.localenv.seed import ensure_seed
 from signcheck.localenv.services.apiserver import KubeAPIServer
 from signcheck.localenv.services.base import Service
@@ -182,16 +183,18 @@ class LocalEnv:
             raise TeardownError("the local environment did not stop cleanly", "\n".join(problems))
 
     def start(self) -> EnvInfo:
-        from signcheck.localenv.reap import reap_abandoned
-
         started = self._last_mark = time.monotonic()
         paths, self.versions = resolve_tools()
         self._mark("resolve tools")
         # A crashed earlier run must not hold ports, pids or disk before this one boots.
         reap_abandoned(self.settings.runs_root, self.timeouts, exclude=self.run_id)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = OwnerLock(self.run_dir)
-        self._lock.acquire()
+        lock = OwnerLock(self.run_dir)
+        if not lock.acquire():
+            raise EnvironmentNotReady(
+                f"run {self.run_id} is already owned by another process", str(self.run_dir)
+            )
+        self._lock = lock
         self.state = new_state(self.run_id, self.run_dir, self.owner_kind, self.settings.keep)
         self.state.save()
         try:
