@@ -7,4 +7,6 @@ pytest_plugins = [
     "signcheck.pytest_plugin",
     "fixtures.session",
     "fixtures.namespace",
+    # For the plugin's own selftests (selftests/lib/test_reports.py); inert otherwise.
+    "pytester",
 ]

@@ -34,6 +34,3 @@ def run_id() -> str:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
-
-
-pytest_plugins = ["pytester"]
