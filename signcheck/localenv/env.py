@@ -28,6 +28,7 @@ from signcheck.errors import EnvironmentNotReady, SigncheckError, ToolNotFound
 from signcheck.localenv import crds as crdlib
 from signcheck.localenv import kube as kubelib
 from signcheck.localenv.info import EnvInfo, RegistryInfo
+from signcheck.localenv.probes import http_probe, ssl_context
 from signcheck.localenv.process import ManagedProcess
 from signcheck.localenv.reap import reap_abandoned
 from signcheck.localenv.seed import ensure_seed
@@ -408,6 +409,8 @@ class LocalEnv:
         return probe
 
     def _wait_webhooks(self, kube: kubelib.Kube, kyv: Kyverno, deadline: float) -> None:
+        ca = kyv.dir / "webhook-ca.crt"
+
         def probe() -> bool:
             found = kubelib.kyverno_webhooks(kube)
             names = {name for _, name, _ in found}
@@ -417,6 +420,13 @@ class LocalEnv:
             foreign = [u for _, _, urls in found for u in urls if kyv.server not in u]
             if foreign:
                 raise NotYet(f"webhooks not pointing at {kyv.server}: {foreign[:3]}")
+            # Answering, as the apiserver will see it: TLS verified against the caBundle
+            # the configurations carry, for the IP the URLs name.
+            bundle = kubelib.webhook_ca_bundle(kube, EXPECTED_WEBHOOKS[0])
+            if not bundle:
+                raise NotYet(f"{EXPECTED_WEBHOOKS[0]} has no caBundle yet")
+            ca.write_bytes(bundle)
+            http_probe(f"https://{kyv.server}/health/readiness", context=ssl_context(ca))()
             return True
 
         wait_for(
@@ -425,6 +435,7 @@ class LocalEnv:
             timeout=self._remaining(deadline, self.timeouts.kyverno_ready),
             interval=self.timeouts.poll_interval,
             where=f"https://{kyv.server}",
+            transient=(OSError, ApiException),
         )
 
     def _canary(self, kube: kubelib.Kube, deadline: float) -> None:

@@ -6,6 +6,7 @@ client would turn every response into nested models, which costs seconds for not
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
@@ -171,6 +172,15 @@ def kyverno_webhooks(kube: Kube) -> list[tuple[str, str, list[str]]]:
             urls = [w.client_config.url or "" for w in item.webhooks or []]
             found.append((kind, item.metadata.name, urls))
     return found
+
+
+def webhook_ca_bundle(kube: Kube, name: str) -> bytes | None:
+    """The PEM CA bundle the apiserver trusts for one validating webhook configuration."""
+    got = kube.admission.read_validating_webhook_configuration(name)
+    for hook in got.webhooks or []:
+        if hook.client_config.ca_bundle:
+            return base64.b64decode(hook.client_config.ca_bundle)
+    return None
 
 
 def dead_endpoint(url: str) -> bool:
