@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -27,8 +27,8 @@ from signcheck import tools
 from signcheck.errors import EnvironmentNotReady, SigncheckError, ToolNotFound
 from signcheck.localenv import crds as crdlib
 from signcheck.localenv import kube as kubelib
+from signcheck.localenv import readiness
 from signcheck.localenv.info import EnvInfo, RegistryInfo
-from signcheck.localenv.probes import http_probe, ssl_context
 from signcheck.localenv.process import ManagedProcess
 from signcheck.localenv.reap import reap_abandoned
 from signcheck.localenv.seed import ensure_seed
@@ -47,7 +47,7 @@ from signcheck.localenv.services.kyverno import (
 from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.settings import Settings
 from signcheck.localenv.state import OwnerLock, RunState, new_state, remove_run_dir
-from signcheck.localenv.waiting import NotYet, wait_for
+from signcheck.localenv.waiting import wait_for
 
 TOOLS = (
     "registry",
@@ -58,13 +58,6 @@ TOOLS = (
     "kwok",
     "kyverno",
     "reports-controller",
-)
-#: Webhook configurations Kyverno registers at start, before any policy exists.
-EXPECTED_WEBHOOKS = (
-    "kyverno-policy-validating-webhook-cfg",
-    "kyverno-policy-mutating-webhook-cfg",
-    "kyverno-resource-validating-webhook-cfg",
-    "kyverno-resource-mutating-webhook-cfg",
 )
 #: Stop order: each tier stops together, tiers in reverse of the boot.
 STOP_TIERS = (
@@ -107,30 +100,6 @@ def _ca_bundle(extra_ca: Path, out: Path) -> Path:
     parts.append(extra_ca.read_text())
     out.write_text("\n".join(parts))
     return out
-
-
-def canary_policy(name: str) -> dict[str, Any]:
-    """An Audit policy on a ConfigMap name nobody uses: cheap, and it exercises the webhook
-    that validates policies and the controller that marks them Ready."""
-    return {
-        "apiVersion": "kyverno.io/v1",
-        "kind": "ClusterPolicy",
-        "metadata": {"name": name, "labels": {"signcheck.io/canary": "true"}},
-        "spec": {
-            "background": False,
-            "rules": [
-                {
-                    "name": "canary",
-                    "match": {"any": [{"resources": {"kinds": ["ConfigMap"], "names": [name]}}]},
-                    "validate": {
-                        "failureAction": "Audit",
-                        "message": "signcheck canary",
-                        "pattern": {"metadata": {"labels": {"signcheck.io/canary": "?*"}}},
-                    },
-                }
-            ],
-        },
-    }
 
 
 class LocalEnv:
@@ -303,7 +272,9 @@ class LocalEnv:
             root_ca=api.ca_path,
         )
         sched = KubeScheduler(run, paths["kube-scheduler"], t, api.kubeconfig("scheduler"))
-        kwok = Kwok(run, paths["kwok"], t, api.kubeconfig("kwok"), self._nodes_ready_probe(kube))
+        kwok = Kwok(
+            run, paths["kwok"], t, api.kubeconfig("kwok"), readiness.nodes_ready(kube, self.nodes)
+        )
         second = [self._spawn(kcm), self._spawn(sched), self._spawn(kwok)]
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -347,7 +318,7 @@ class LocalEnv:
                 insecure_registry=insecure,
                 pull_secret=pull_secret,
                 ca_bundle=bundle,
-                ready=self._lease_probe(kube, "kyverno-reports-controller"),
+                ready=readiness.lease_held(kube, NAMESPACE, "kyverno-reports-controller"),
             )
             third.append(self._spawn(reports))
 
@@ -386,52 +357,10 @@ class LocalEnv:
         if crds is not None:
             crdlib.apply_crds(kube, crds)
 
-    def _nodes_ready_probe(self, kube: kubelib.Kube):  # type: ignore[no-untyped-def]
-        def probe() -> bool:
-            _, waiting = kubelib.ready_nodes(kube, self.nodes)
-            if waiting:
-                raise NotYet(f"nodes not Ready yet: {', '.join(waiting)}")
-            return True
-
-        return probe
-
-    def _lease_probe(self, kube: kubelib.Kube, lease: str):  # type: ignore[no-untyped-def]
-        def probe() -> bool:
-            try:
-                got = kube.coordination.read_namespaced_lease(lease, NAMESPACE)
-            except ApiException as err:
-                raise NotYet(f"lease {NAMESPACE}/{lease}: {err.status} {err.reason}") from None
-            holder = got.spec.holder_identity if got.spec else None
-            if not holder:
-                raise NotYet(f"lease {NAMESPACE}/{lease} has no holder")
-            return True
-
-        return probe
-
     def _wait_webhooks(self, kube: kubelib.Kube, kyv: Kyverno, deadline: float) -> None:
-        ca = kyv.dir / "webhook-ca.crt"
-
-        def probe() -> bool:
-            found = kubelib.kyverno_webhooks(kube)
-            names = {name for _, name, _ in found}
-            missing = [n for n in EXPECTED_WEBHOOKS if n not in names]
-            if missing:
-                raise NotYet(f"missing: {', '.join(missing)}; registered: {sorted(names)}")
-            foreign = [u for _, _, urls in found for u in urls if kyv.server not in u]
-            if foreign:
-                raise NotYet(f"webhooks not pointing at {kyv.server}: {foreign[:3]}")
-            # Answering, as the apiserver will see it: TLS verified against the caBundle
-            # the configurations carry, for the IP the URLs name.
-            bundle = kubelib.webhook_ca_bundle(kube, EXPECTED_WEBHOOKS[0])
-            if not bundle:
-                raise NotYet(f"{EXPECTED_WEBHOOKS[0]} has no caBundle yet")
-            ca.write_bytes(bundle)
-            http_probe(f"https://{kyv.server}/health/readiness", context=ssl_context(ca))()
-            return True
-
         wait_for(
             "Kyverno's webhook configurations",
-            probe,
+            readiness.webhooks_answering(kube, kyv.server, kyv.dir / "webhook-ca.crt"),
             timeout=self._remaining(deadline, self.timeouts.kyverno_ready),
             interval=self.timeouts.poll_interval,
             where=f"https://{kyv.server}",
@@ -439,49 +368,11 @@ class LocalEnv:
         )
 
     def _canary(self, kube: kubelib.Kube, deadline: float) -> None:
-        # Not derived from the run id: a caller may choose ids that are no valid object name.
-        name = f"signcheck-canary-{secrets.token_hex(3)}"
-        policy = canary_policy(name)
-        group, version = "kyverno.io", "v1"
-
-        def create() -> bool:
-            try:
-                kube.custom.create_cluster_custom_object(group, version, "clusterpolicies", policy)
-            except ApiException as err:
-                if err.status == 409:
-                    return True
-                # The policy webhook refuses calls until Kyverno's server has its cert.
-                raise NotYet(f"create ClusterPolicy {name}: {err.status} {err.body}") from None
-            return True
-
-        def ready() -> bool:
-            got = cast(
-                "dict[str, Any]",
-                kube.custom.get_cluster_custom_object(group, version, "clusterpolicies", name),
-            )
-            conds = (got.get("status") or {}).get("conditions") or []
-            ready = [c for c in conds if c.get("type") == "Ready"]
-            if not ready or ready[0].get("status") != "True":
-                raise NotYet(f"ClusterPolicy {name} conditions: {conds}")
-            return True
-
-        where = "the apiserver's policy webhook"
-        t = self.timeouts
-        wait_for(
-            f"ClusterPolicy {name} to be admitted",
-            create,
-            where=where,
-            timeout=self._remaining(deadline, t.policy_ready),
-            interval=t.poll_interval,
+        readiness.canary(
+            kube,
+            lambda: self._remaining(deadline, self.timeouts.policy_ready),
+            self.timeouts.poll_interval,
         )
-        wait_for(
-            f"ClusterPolicy {name} to be Ready",
-            ready,
-            where="its status",
-            timeout=self._remaining(deadline, t.policy_ready),
-            interval=t.poll_interval,
-        )
-        kube.custom.delete_cluster_custom_object(group, version, "clusterpolicies", name)
 
     def _make_info(self) -> EnvInfo:
         api = self.services["kube-apiserver"]
