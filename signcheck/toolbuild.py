@@ -182,6 +182,25 @@ def staging_replaces(gomod_text: str, version: str) -> list[str]:
     return found
 
 
+def _patched_source(g: tools.Group, module_dir: Path, work: Path) -> list[str]:
+    """For groups with overlay files: a writable copy of the module (in the build's own
+    staging area, never in the project) with the files added, and the replace line to use it.
+
+    `go build -overlay` cannot do this: Go refuses overlays beneath the module cache.
+    """
+    if not g.overlay:
+        return []
+    src = work / "patched-src"
+    shutil.copytree(module_dir, src)
+    for path in [src, *src.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    package_dir = Path(__file__).resolve().parent
+    for rel, ours in g.overlay:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(package_dir / ours, src / rel)
+    return [f"{g.module} => ./patched-src"]
+
+
 def build_group(g: tools.Group, go: str, force: bool = False) -> Path:
     final = tools.group_dir(g)
     with Progress(f"{g.name} {g.version}") as progress, group_lock(g, progress):
@@ -200,6 +219,7 @@ def build_group(g: tools.Group, go: str, force: bool = False) -> Path:
             extra: list[str] = []
             if g.staging:
                 extra = staging_replaces(Path(info["GoMod"]).read_text(), g.version)
+            extra += _patched_source(g, Path(info["Dir"]), work)
             (work / "go.mod").write_text(_go_mod(g, extra))
             pkgs = [f"{b.package}@{g.version}" for b in g.binaries]
             runner.run("resolve dependencies", ["get", *pkgs])
@@ -208,7 +228,16 @@ def build_group(g: tools.Group, go: str, force: bool = False) -> Path:
                 out = stage / "bin" / b.name
                 runner.run(
                     f"compile {b.name}",
-                    ["build", "-trimpath", "-v", "-ldflags", ldflags, "-o", str(out), b.package],
+                    [
+                        "build",
+                        "-trimpath",
+                        "-v",
+                        "-ldflags",
+                        ldflags,
+                        "-o",
+                        str(out),
+                        b.package,
+                    ],
                 )
             for rel in g.data:
                 progress.step(f"copy {rel}")

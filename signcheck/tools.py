@@ -54,6 +54,7 @@ class Group:
     staging: bool = False
     ldflags: tuple[str, ...] = ()
     data: tuple[str, ...] = ()
+    overlay: tuple[tuple[str, str], ...] = ()
     why: str = ""
 
     def expanded_ldflags(self) -> list[str]:
@@ -125,6 +126,7 @@ def load_pins(text: str | None = None) -> tuple[Group, ...]:
                 staging=bool(body.get("staging", False)),
                 ldflags=tuple(body.get("ldflags", ())),
                 data=tuple(body.get("data", ())),
+                overlay=tuple(body.get("overlay", {}).items()),
                 why=body.get("why", ""),
             )
         )

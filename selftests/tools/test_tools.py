@@ -14,6 +14,7 @@ from selftests.tools.conftest import write_exe
 from signcheck import toolbuild, tools
 from signcheck.errors import BuildError, ToolNotFound
 
+REAL_LOAD_PINS = tools.load_pins  # before any fixture patches it
 REPORTS_PIN = '#!/bin/sh\necho "demo version v1.2.3"\n'
 REPORTS_OTHER = '#!/bin/sh\necho "demo version v9.9.9"\n'
 
@@ -207,3 +208,36 @@ def test_buildinfo_of_a_real_go_binary(tmp_path: Path) -> None:
 
     assert "path\texample.com/tiny" in buildinfo.read_modinfo(tmp_path / "tiny")
     assert buildinfo.read_modinfo(Path(sys.executable)) == ""
+
+
+def test_overlay_files_patch_a_private_copy_of_the_module(
+    fake_go: Path, fake_pins: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = REAL_LOAD_PINS(FAKE_PINS_OVERLAY)
+    monkeypatch.setattr(tools, "load_pins", lambda text=None: groups)
+    seen: list[str] = []
+    real_run = toolbuild.GoRunner.run
+
+    def spy(self: toolbuild.GoRunner, step: str, args: list[str]) -> str:
+        if args[0] == "build":
+            seen.append((self.workdir / "go.mod").read_text())
+            patched = self.workdir / "patched-src" / "pkg" / "x" / "fix.go"
+            seen.append(patched.read_text())
+        return real_run(self, step, args)
+
+    monkeypatch.setattr(toolbuild.GoRunner, "run", spy)
+    toolbuild.build(["demo"])
+    assert "example.com/demo => ./patched-src" in seen[0]
+    assert "func (*TestDeps) ModulePath() string" in seen[1]
+    final = tools.group_dir(tools.group("demo"))
+    assert not (final / "module").exists(), "the wrapper module is not kept"
+
+
+FAKE_PINS_OVERLAY = """
+[demo]
+module = "example.com/demo"
+version = "v1.2.3"
+go = "1.21.0"
+overlay = { "pkg/x/fix.go" = "overlays/chainsaw_module_path.go" }
+binaries.demo = { package = "example.com/demo/cmd/demo", probe = ["--version"] }
+"""
