@@ -182,25 +182,49 @@ class OciClient:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        tls_verify: bool | str = str(registry.ca_file) if registry.ca_file else True
-        has_auth = registry.has_auth
-        self._oras = oras.provider.Registry(
-            hostname=registry.host,
-            insecure=registry.insecure,
-            tls_verify=tls_verify,
-            # distribution's htpasswd auth answers 401 with a Basic challenge; token
-            # registries (cloud) exchange the same credentials for a bearer token.
-            auth_backend="basic" if has_auth and registry.insecure else "token",
-        )
-        if has_auth:
-            assert registry.username and registry.password
-            redact.register(registry.password)
-            self._oras.auth.set_basic_auth(registry.username, registry.password)
-        # oras sends requests without a timeout; a registry that accepts the connection and
-        # never answers must not hang the suite.
-        session = self._oras.session
-        session.request = functools.partial(session.request, timeout=REQUEST_TIMEOUT)  # type: ignore[method-assign]
+        self._verify: bool | str = str(registry.ca_file) if registry.ca_file else True
         self._base = f"{registry.scheme}://{registry.host}"
+        self._client: oras.provider.Registry | None = None
+        redact.register(registry.password)
+
+    @property
+    def _oras(self) -> oras.provider.Registry:
+        """The oras client, with the auth backend the registry's challenge asks for."""
+        if self._client is None:
+            challenge = self._challenge()
+            client = oras.provider.Registry(
+                hostname=self.registry.host,
+                insecure=self.registry.insecure,
+                tls_verify=self._verify,
+                # distribution's htpasswd auth answers 401 with a Basic challenge; cloud
+                # registries with a Bearer challenge exchange the same credentials for a
+                # token. The wrong backend makes oras retry for minutes.
+                auth_backend="basic" if challenge == "basic" else "token",
+            )
+            if self.registry.has_auth:
+                assert self.registry.username and self.registry.password
+                client.auth.set_basic_auth(self.registry.username, self.registry.password)
+            # oras sends requests without a timeout; a registry that accepts the connection
+            # and never answers must not hang the suite.
+            session = client.session
+            session.request = functools.partial(  # type: ignore[method-assign]
+                session.request, timeout=REQUEST_TIMEOUT
+            )
+            self._client = client
+        return self._client
+
+    def _challenge(self, timeout: float = 5.0) -> str:
+        """'basic', 'bearer' or '' (no auth), from an anonymous GET /v2/."""
+        try:
+            resp = requests.get(f"{self._base}/v2/", timeout=timeout, verify=self._verify)
+        except requests.RequestException as err:
+            raise RegistryError(
+                f"registry {self.registry.host} is unreachable over {self.registry.scheme}",
+                str(err),
+            ) from err
+        if resp.status_code != 401:
+            return ""
+        return resp.headers.get("WWW-Authenticate", "").split(" ", 1)[0].lower()
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -239,27 +263,29 @@ class OciClient:
     def ping(self, timeout: float = 5.0) -> None:
         """Fail fast, in one sentence, when the registry is unreachable or refuses our
         credentials (oras itself retries for minutes before giving up)."""
-        url = f"{self._base}/v2/"
-        try:
-            resp = self._oras.session.get(url, timeout=timeout, verify=self._oras._tls_verify)
-        except requests.RequestException as err:
+        challenge = self._challenge(timeout)
+        if challenge and not self.registry.has_auth:
             raise RegistryError(
-                f"registry {self.registry.host} is unreachable over {self.registry.scheme}",
-                str(err),
-            ) from err
-        if resp.status_code == 401 and self.registry.has_auth:
-            resp = self._request("registry login", "GET", url, ok=(200, 401))
-        if resp.status_code == 401:
-            raise RegistryError(
-                f"registry {self.registry.host} rejected the credentials"
-                if self.registry.has_auth
-                else f"registry {self.registry.host} requires credentials and none were given"
+                f"registry {self.registry.host} requires credentials and none were given"
             )
-        if resp.status_code != 200:
-            raise RegistryError(
-                f"registry {self.registry.host} answered {resp.status_code} on /v2/",
-                resp.text[:500],
+        if challenge == "basic":
+            assert self.registry.username and self.registry.password
+            resp = requests.get(
+                f"{self._base}/v2/",
+                auth=(self.registry.username, self.registry.password),
+                timeout=timeout,
+                verify=self._verify,
             )
+            if resp.status_code == 401:
+                raise RegistryError(f"registry {self.registry.host} rejected the credentials")
+            if resp.status_code != 200:
+                raise RegistryError(
+                    f"registry {self.registry.host} answered {resp.status_code} on /v2/",
+                    redact.redact(resp.text[:500]),
+                )
+        elif challenge:
+            # Token registries: oras fetches a token with the credentials on first use.
+            self.tags(f"{self.registry.host}/{self.registry.repository_prefix}/ping")
 
     def _put_blob(self, repository: str, blob: Blob) -> None:
         container = self._container(repository)
