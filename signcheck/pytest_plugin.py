@@ -336,12 +336,19 @@ def _evidence(item: pytest.Item) -> str:
             from signcheck.kyverno import Policies
 
             policy = Policies(res.cluster).get(state.policy_name)
-            status = policy.get("status") if policy else "policy not found"
+            status: Any = "policy not found"
+            if policy:
+                # The autogen block repeats the rules for every workload kind: noise here.
+                status = {k: v for k, v in (policy.get("status") or {}).items() if k != "autogen"}
             parts.append(f"policy {state.policy_name} status:\n{json.dumps(status, indent=2)}")
         log = run._target.kyverno_log
         if log and log.is_file():
-            lines = log.read_text(errors="replace").splitlines()[-40:]
-            parts.append(f"Kyverno log (last {len(lines)} lines of {log}):\n" + "\n".join(lines))
+            lines = log.read_text(errors="replace").splitlines()
+            # The lines about this test's requests, else the end of the log.
+            mine = [ln for ln in lines if ns and ns in ln][-40:]
+            shown = mine or lines[-40:]
+            what = f"lines mentioning {ns}" if mine else f"last {len(shown)} lines"
+            parts.append(f"Kyverno log ({what} of {log}):\n" + "\n".join(shown))
     except Exception:
         parts.append("evidence collection failed:\n" + traceback.format_exc(limit=3))
     return redact.redact("\n\n".join(parts))
