@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from signcheck.errors import ConfigError
 
@@ -118,4 +118,4 @@ def _default_kubeconfig() -> Path:
 def as_target(value: str) -> TargetName:
     if value not in TARGETS:
         raise ConfigError(f"unknown target {value!r}: choose one of {', '.join(TARGETS)}")
-    return cast(TargetName, value)
+    return value

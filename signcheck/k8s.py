@@ -18,7 +18,7 @@ from typing import Any
 import urllib3
 import yaml
 from kubernetes import client, config, dynamic
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 
 from signcheck.errors import EnvironmentNotReady
@@ -200,7 +200,7 @@ class Cluster:
         self.kubeconfig = kubeconfig
         self.context = context
         try:
-            self.api = config.new_client_from_config(
+            self.api = config.new_client_from_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig), context=context, persist_config=False
             )
         except config.ConfigException as err:
@@ -217,7 +217,7 @@ class Cluster:
     @property
     def dynamic(self) -> dynamic.DynamicClient:
         if self._dynamic is None:
-            self._dynamic = dynamic.DynamicClient(self.api)
+            self._dynamic = dynamic.DynamicClient(self.api)  # type: ignore[no-untyped-call]
         return self._dynamic
 
     def ping(self) -> str:
@@ -318,7 +318,7 @@ class Cluster:
 
     def run_namespaces(self, run_id: str) -> list[str]:
         items = self.core.list_namespace(label_selector=f"{RUN_LABEL}={run_id}").items
-        return sorted(ns.metadata.name for ns in items)
+        return sorted(str(ns.metadata.name) for ns in items if ns.metadata)
 
     # -- pods and evidence ------------------------------------------------------------
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from signcheck.errors import EnvironmentNotReady
 from signcheck.k8s import Cluster
@@ -116,8 +116,9 @@ class Policies:
 
     def get(self, name: str) -> dict[str, Any] | None:
         try:
-            obj: dict[str, Any] = self.cluster.custom.get_cluster_custom_object(
-                GROUP, VERSION, PLURAL, name
+            obj = cast(
+                dict[str, Any],
+                self.cluster.custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, name),
             )
         except ApiException as err:
             if err.status == 404:
@@ -129,8 +130,9 @@ class Policies:
         """Create, or replace what is there (keeping nothing of the old spec)."""
         name = policy["metadata"]["name"]
         try:
-            created: dict[str, Any] = self.cluster.custom.create_cluster_custom_object(
-                GROUP, VERSION, PLURAL, policy
+            created = cast(
+                dict[str, Any],
+                self.cluster.custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, policy),
             )
             return created
         except ApiException as err:
@@ -146,8 +148,9 @@ class Policies:
         current = self.get(name) or {}
         body = copy.deepcopy(policy)
         body["metadata"]["resourceVersion"] = current.get("metadata", {}).get("resourceVersion")
-        replaced: dict[str, Any] = self.cluster.custom.replace_cluster_custom_object(
-            GROUP, VERSION, PLURAL, name, body
+        replaced = cast(
+            dict[str, Any],
+            self.cluster.custom.replace_cluster_custom_object(GROUP, VERSION, PLURAL, name, body),
         )
         return replaced
 
@@ -182,9 +185,13 @@ class Policies:
 
     def run_policies(self, run_id: str) -> list[str]:
         try:
-            items = self.cluster.custom.list_cluster_custom_object(
-                GROUP, VERSION, PLURAL, label_selector=f"{RUN_LABEL}={run_id}"
-            )["items"]
+            listed = cast(
+                dict[str, Any],
+                self.cluster.custom.list_cluster_custom_object(
+                    GROUP, VERSION, PLURAL, label_selector=f"{RUN_LABEL}={run_id}"
+                ),
+            )
+            items = listed["items"]
         except ApiException as err:
             if err.status == 404:
                 return []

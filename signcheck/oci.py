@@ -17,6 +17,7 @@ import logging
 import secrets
 import tarfile
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,9 +208,7 @@ class OciClient:
             # oras sends requests without a timeout; a registry that accepts the connection
             # and never answers must not hang the suite.
             session = client.session
-            session.request = functools.partial(  # type: ignore[method-assign]
-                session.request, timeout=REQUEST_TIMEOUT
-            )
+            session.request = functools.partial(session.request, timeout=REQUEST_TIMEOUT)
             self._client = client
         return self._client
 
@@ -381,7 +380,7 @@ class OciClient:
                 return []
             tags.extend(resp.json().get("tags") or [])
             nxt = resp.links.get("next", {}).get("url")
-            url = requests.compat.urljoin(url, nxt) if nxt else ""
+            url = urllib.parse.urljoin(url, nxt) if nxt else ""
         return sorted(tags)
 
     def delete(self, repository: str, reference: str) -> bool:

@@ -283,7 +283,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _add_property(item, report, "scenario", marker.args[0])
         _add_property(item, report, "seed_step", marker.kwargs.get("step", ""))
     admissions = item.stash.get(ADMISSIONS, [])
-    extras = list(getattr(report, "extras", []))
+    extras: list[Any] = list(getattr(report, "extras", []))
     if report.when == "call" and admissions:
         _add_property(item, report, "admission", redact.redact(json.dumps(admissions)))
         extras.append(_extra_text(admission_text(admissions), "Admission response"))
@@ -293,7 +293,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(("signcheck evidence", evidence))
             extras.append(_extra_text(evidence, "Evidence"))
     if extras:
-        report.extras = redact.redact_obj(extras)
+        setattr(report, "extras", redact.redact_obj(extras))  # noqa: B010 - pytest-html reads it
     _redact_report(report)
 
 

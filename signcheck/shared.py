@@ -110,4 +110,5 @@ class Phases:
 
     def overlap(self, start: float, end: float) -> float:
         """Seconds of recorded phases that fell inside the wall-clock window [start, end]."""
-        return sum(max(0.0, min(end, e) - max(start, s)) for _, s, e in self._load()["intervals"])
+        intervals: list[list[Any]] = self._load()["intervals"]
+        return sum(max(0.0, min(end, float(e)) - max(start, float(s))) for _, s, e in intervals)

@@ -107,16 +107,18 @@ def cluster(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
 
 def _kyverno_version(c: Cluster, namespace: str) -> str | None:
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
+    from kubernetes.client.exceptions import ApiException
 
     try:
         deps = client.AppsV1Api(c.api).list_namespaced_deployment(namespace).items
     except ApiException:
         return None
     for d in deps:
-        for ctr in d.spec.template.spec.containers:
-            if "kyverno" in ctr.image and ":" in ctr.image.rsplit("/", 1)[-1]:
-                return str(ctr.image.rsplit(":", 1)[-1])
+        pod_spec = d.spec.template.spec if d.spec else None
+        for ctr in pod_spec.containers if pod_spec else []:
+            image = str(ctr.image or "")
+            if "kyverno" in image and ":" in image.rsplit("/", 1)[-1]:
+                return image.rsplit(":", 1)[-1]
     return None
 
 
