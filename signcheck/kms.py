@@ -65,3 +65,10 @@ def vault_key(name: str, addr: str, token: str, transit_path: str = "transit") -
     ref = f"hashivault://{name}"
     env = {"VAULT_ADDR": addr, "VAULT_TOKEN": token, "TRANSIT_SECRET_ENGINE_PATH": transit_path}
     return KmsKey(ref=ref, create_ref=ref, env=env)
+
+
+def aws_key(alias: str, endpoint: str | None, env: dict[str, str]) -> KmsKey:
+    """An AWS-KMS-API key by alias (`awskms://[endpoint]/alias/<name>`), created on demand."""
+    prefix = f"awskms://{endpoint}/" if endpoint else "awskms:///"
+    ref = f"{prefix}alias/{alias}"
+    return KmsKey(ref=ref, create_ref=ref, env=dict(env))

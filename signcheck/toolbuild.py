@@ -25,6 +25,7 @@ from signcheck import tools
 from signcheck.errors import BuildError, ToolNotFound
 from signcheck.progress import Progress
 
+_PACKAGE_LINE = re.compile(r"^[\w.~-]+(/[\w.~+-]+)*$")
 _GO_VERSION_RE = re.compile(r"go(\d+)\.(\d+)(?:\.(\d+))?")
 
 
@@ -133,7 +134,10 @@ class GoRunner:
             for line in proc.stdout:
                 line = line.rstrip("\n")
                 out.append(line)
-                tail.append(line)
+                # `go build -v` names every package it compiles; those lines would push the
+                # compiler's error out of the tail the user sees, so only the rest is kept.
+                if not _PACKAGE_LINE.match(line):
+                    tail.append(line)
                 self.progress.activity(line)
             code = proc.wait()
         except BaseException:

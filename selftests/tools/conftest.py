@@ -45,8 +45,10 @@ case "$1" in
   get) exit 0 ;;
   build)
     if [ "$FAKE_GO_FAIL" = compile ]; then
-      for i in $(seq 1 50); do echo "pkg/line$i"; done
-      echo "compile: undefined: frobnicate" >&2; exit 2
+      echo "example.com/demo/internal/x"
+      echo "compile: undefined: frobnicate" >&2
+      for i in $(seq 1 50); do echo "example.com/demo/pkg/line$i"; done
+      exit 2
     fi
     out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done
     sleep "${FAKE_GO_SLEEP:-0}"
