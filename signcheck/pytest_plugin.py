@@ -27,7 +27,7 @@ from signcheck.errors import EnvironmentNotReady, SigncheckError
 from signcheck.report import RunSummary, TestResult, admission_text, now_iso, write_json
 from signcheck.run import RunResources, State
 from signcheck.target import Target, new_run_id
-from signcheck.wait import until
+from signcheck.wait import until, waited_seconds
 
 ADMISSIONS = pytest.StashKey[list[dict[str, Any]]]()
 NAMESPACE = pytest.StashKey[str]()
@@ -125,6 +125,7 @@ class SigncheckRun:
         )
         self.reports_dir = (config.rootpath / self.settings.reports_dir).resolve()
         self.started = time.monotonic()
+        self.waited_at_start = waited_seconds()
         self.summary = RunSummary(self.run_id, self.settings.target, now_iso())
         self._stack = contextlib.ExitStack()
         self._target: Target | None = None
@@ -195,6 +196,7 @@ class SigncheckRun:
         if self.reports_enabled:
             self.summary.phases = self.phases.read()
             self.summary.wall_seconds = round(time.monotonic() - self.started, 3)
+            self.summary.waiting_seconds = round(waited_seconds() - self.waited_at_start, 3)
             self.summary.reports = {
                 "html": str(self.reports_dir / "report.html"),
                 "junit": str(self.reports_dir / "junit.xml"),

@@ -41,6 +41,9 @@ class RunSummary:
     phases: dict[str, float] = field(default_factory=dict)
     teardown: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    waiting_seconds: float = 0.0
+    """Time this process spent inside waits (boot, policy Ready, pods, namespaces); under
+    xdist only the controller's own waits (environment boot and teardown) are counted."""
     reports: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     """Run-level problems outside any test (leftovers after teardown, boot failure)."""

@@ -1,11 +1,19 @@
-"""The one wait loop: a deadline, a poll interval, transient errors, the last observation.
+"""The one wait loop: a deadline, a poll interval with backoff, transient errors, the last
+observation, and an account of the time spent waiting.
 
-Every wait in signcheck goes through `until`, so a timeout always says what it waited for,
-where, for how long, and what it saw last (never a bare "timed out").
+A probe returns a result (done), raises `NotYet` with what it saw, or raises one of the
+`transient` errors (a refused connection while a server boots). Anything else stops the wait
+at once: a process that exited will never become ready. On timeout the error names what was
+awaited, where, the limit and the last observation (never a bare "timed out").
+
+Polling starts fast and backs off to `interval`: most waits here end within a few hundred
+milliseconds, and a fixed interval would round each of them up. Every wait adds its duration
+to `waited_seconds()`, so a run can report how much of its wall time was waiting.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -13,6 +21,70 @@ from typing import TypeVar
 from signcheck.errors import EnvironmentNotReady
 
 T = TypeVar("T")
+
+#: Errors that mean "not up yet" for network probes.
+TRANSIENT: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+FIRST_INTERVAL = 0.02
+BACKOFF = 1.5
+
+_lock = threading.Lock()
+_waited = 0.0
+
+
+class NotYet(Exception):
+    """Raised by a probe: not ready, and here is what was observed."""
+
+
+def waited_seconds() -> float:
+    """Total seconds this process has spent inside waits (threads added up)."""
+    with _lock:
+        return _waited
+
+
+def _account(seconds: float) -> None:
+    global _waited
+    with _lock:
+        _waited += seconds
+
+
+def wait_for(
+    what: str,
+    probe: Callable[[], T],
+    *,
+    timeout: float,
+    interval: float = 0.1,
+    where: str = "",
+    transient: tuple[type[BaseException], ...] = TRANSIENT,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    start = clock()
+    deadline = start + timeout
+    last = "nothing observed yet"
+    attempts = 0
+    pause = min(FIRST_INTERVAL, interval)
+    try:
+        while attempts == 0 or clock() <= deadline:
+            attempts += 1
+            try:
+                return probe()
+            except NotYet as seen:
+                last = str(seen) or "not ready"
+            except transient as err:
+                last = f"{type(err).__name__}: {err}"
+            remaining = deadline - clock()
+            if remaining <= 0:
+                break
+            sleep(min(pause, remaining))
+            pause = min(pause * BACKOFF, interval)
+    finally:
+        _account(clock() - start)
+    place = f" at {where}" if where else ""
+    raise EnvironmentNotReady(
+        f"timed out after {timeout:g}s waiting for {what}{place}",
+        f"attempts: {attempts}\nlast observation: {last}",
+    )
 
 
 def until(
@@ -24,29 +96,19 @@ def until(
     transient: tuple[type[BaseException], ...] = (),
     describe: Callable[[], str] | None = None,
 ) -> T:
-    """Call `probe` until it returns something other than None or False, and return it.
+    """`wait_for` for probes that answer None or False for "not yet"; `describe` may add
+    what the caller last saw (a status dump) to the timeout message."""
 
-    Exceptions of the `transient` types count as "not yet" and are kept as the last
-    observation; any other exception propagates at once. `describe` may add what the
-    caller last saw (e.g. a status dump) to the timeout message.
-    """
-    deadline = time.monotonic() + timeout
-    last: str = "nothing observed yet"
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            result = probe()
-        except transient as err:
-            last = f"{type(err).__name__}: {err}"
-        else:
-            if result is not None and result is not False:
-                return result
-            last = f"probe returned {result!r}"
-        if time.monotonic() >= deadline:
-            seen = describe() if describe else last
-            raise EnvironmentNotReady(
-                f"timed out after {timeout:g}s waiting for {what}",
-                f"attempts: {attempts}\nlast observed: {seen}",
-            )
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    def check() -> T:
+        result = probe()
+        if result is None or result is False:
+            raise NotYet(f"probe returned {result!r}")
+        return result
+
+    try:
+        return wait_for(what, check, timeout=timeout, interval=interval, transient=transient)
+    except EnvironmentNotReady as err:
+        if describe is not None:
+            attempts = err.details.splitlines()[0]
+            err.details = f"{attempts}\nlast observed: {describe()}"
+        raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -53,8 +54,27 @@ def test_wait_for_timeout_says_what_where_limit_and_last_observation() -> None:
             sleep=clock.sleep,
         )
     assert info.value.message == "timed out after 2s waiting for the thing at 127.0.0.1:1"
-    assert "last observation: observation 4" in info.value.details
-    assert "attempts: 5" in info.value.details
+    attempts = int(info.value.details.split("attempts: ")[1].split()[0])
+    assert f"last observation: observation {attempts - 1}" in info.value.details
+
+
+def test_wait_for_backs_off_from_a_fast_first_poll_to_the_interval() -> None:
+    clock = FakeClock()
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        clock.sleep(seconds)
+
+    def probe() -> bool:
+        raise NotYet("no")
+
+    with pytest.raises(EnvironmentNotReady):
+        wait_for("x", probe, timeout=3, interval=0.5, clock=clock, sleep=sleep)
+    assert pauses[0] == pytest.approx(0.02)
+    # The last pause is cut short by the deadline.
+    assert all(b >= a for a, b in itertools.pairwise(pauses[:-1])), pauses
+    assert max(pauses) == pytest.approx(0.5)
 
 
 def test_wait_for_records_transient_errors_and_stops_on_others() -> None:
