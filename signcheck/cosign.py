@@ -40,10 +40,17 @@ class KeyPair:
     private_key: Path
     public_key: Path
     password: str = field(repr=False)
+    ref: str | None = None
+    """A KMS reference (`hashivault://name`, `yckms:///id`) that replaces `private_key`."""
 
     @property
     def public_pem(self) -> str:
         return self.public_key.read_text().strip()
+
+    @property
+    def key_ref(self) -> str:
+        """What `cosign sign --key` takes: the KMS reference or the key file."""
+        return self.ref or str(self.private_key)
 
 
 @dataclass(frozen=True)
@@ -149,6 +156,8 @@ class Cosign:
         self.workdir = workdir
         self.timeout = timeout
         self.major = int(version.lstrip("v").split(".", 1)[0])
+        self.extra_env: dict[str, str] = {}
+        """KMS credentials for cosign's provider (VAULT_TOKEN, YC_IAM_TOKEN...): secret."""
         workdir.mkdir(parents=True, exist_ok=True)
         self._docker_dir = workdir / "docker"
         self._docker_dir.mkdir(mode=0o700, exist_ok=True)
@@ -180,6 +189,7 @@ class Cosign:
         # Any TUF look-up stays inside the run (and fails fast offline) instead of
         # touching ~/.sigstore.
         env["TUF_ROOT"] = str(self.workdir / "tuf")
+        env.update(self.extra_env)
         env["COSIGN_PASSWORD"] = password or ""
         env["COSIGN_YES"] = "true"
         if self.registry.ca_file:
@@ -248,7 +258,9 @@ class Cosign:
         private.chmod(0o600)
         return KeyPair(private, public, password)
 
-    def sign_args(self, key: Path, reference: str, fmt: SignatureFormat = "legacy") -> list[str]:
+    def sign_args(
+        self, key: Path | str, reference: str, fmt: SignatureFormat = "legacy"
+    ) -> list[str]:
         args = ["sign", "--key", str(key), "--tlog-upload=false", *self._registry_flags()]
         if self.major >= 3 and fmt == "legacy":
             # cosign 3 defaults to Sigstore bundles stored as OCI referrers, which a
@@ -267,11 +279,11 @@ class Cosign:
         if "@sha256:" not in reference:
             raise ValueError(f"sign by digest, not by tag: {reference}")
         return self._check(
-            "sign", self.run(self.sign_args(key.private_key, reference, fmt), key.password)
+            "sign", self.run(self.sign_args(key.key_ref, reference, fmt), key.password)
         )
 
     def verify_args(
-        self, public_key: Path, reference: str, fmt: SignatureFormat = "legacy"
+        self, public_key: Path | str, reference: str, fmt: SignatureFormat = "legacy"
     ) -> list[str]:
         args = [
             "verify",
@@ -287,7 +299,7 @@ class Cosign:
         return [*args, reference]
 
     def verify(
-        self, public_key: Path, reference: str, fmt: SignatureFormat = "legacy"
+        self, public_key: Path | str, reference: str, fmt: SignatureFormat = "legacy"
     ) -> Verification:
         """Verify with a public key; "no signatures" and "no matching signatures" are results,
         anything else unexpected is a ToolError."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -63,8 +64,65 @@ def kyverno_values(
     return values
 
 
+# Remote dependencies of the chart that the module does not vendor. kyverno-api carries
+# the policies.kyverno.io CRDs, which the module ships under config/crds; the other two are
+# off by default and need the published chart when wanted.
+_VENDORED_FROM_CRDS = {"kyverno-api": "policies.kyverno.io"}
+_DROPPED = ("openreports", "reports-server")
+
+
 def bundled_chart() -> Path:
-    return tools.data_dir("kyverno") / "charts" / "kyverno"
+    """The chart of the pinned Kyverno module, made installable offline (prepared once per
+    version in the cache; the module's own copy is never modified)."""
+    source = tools.data_dir("kyverno") / "charts" / "kyverno"
+    version = tools.group("kyverno").version
+    dest = tools.cache_root() / "charts" / f"kyverno-{version}"
+    if (dest / "Chart.yaml").is_file():
+        return dest
+    staging = Path(tempfile.mkdtemp(prefix=".kyverno-chart-", dir=dest.parent.parent))
+    try:
+        chart = staging / "kyverno"
+        shutil.copytree(source, chart)
+        _vendor_dependencies(chart, tools.data_dir("kyverno") / "config" / "crds")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            chart.rename(dest)
+        except OSError:
+            if not (dest / "Chart.yaml").is_file():  # not a concurrent run that won
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def _vendor_dependencies(chart: Path, crds: Path) -> None:
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    kept = []
+    for dep in meta.get("dependencies", []):
+        name = dep["name"]
+        if name in _DROPPED:
+            continue
+        if name in _VENDORED_FROM_CRDS:
+            sub = chart / "charts" / name
+            (sub / "crds").mkdir(parents=True)
+            # crds/ is installed as is (never templated): CEL in the schemas contains `{{`.
+            for crd in sorted((crds / _VENDORED_FROM_CRDS[name]).glob("*.yaml")):
+                shutil.copy2(crd, sub / "crds" / crd.name)
+            (sub / "Chart.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        "apiVersion": "v2",
+                        "name": name,
+                        "version": dep["version"],
+                        "description": "CRDs vendored from the Kyverno module by signcheck",
+                    }
+                )
+            )
+            dep = {k: v for k, v in dep.items() if k != "repository"}
+        kept.append(dep)
+    meta["dependencies"] = kept
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    (chart / "Chart.lock").unlink(missing_ok=True)
 
 
 @dataclass
@@ -147,6 +205,7 @@ class Helm:
         release: str = KYVERNO_RELEASE,
         namespace: str = KYVERNO_NAMESPACE,
         wait: bool = True,
+        labels: dict[str, str] | None = None,
     ) -> None:
         args = [
             "upgrade",
@@ -163,8 +222,14 @@ class Helm:
             args += ["--version", version]
         if wait:
             args.append("--wait")
+        if labels:
+            # Release labels (Helm >= 3.13): a later run finds the releases of a run.
+            args += ["--labels", ",".join(f"{k}={v}" for k, v in labels.items())]
         with self._values_file(values) as vf:
-            self.run([*args, "-f", str(vf)], f"install Kyverno (release {release} in {namespace})")
+            self.run(
+                [*args, "-f", str(vf)],
+                f"install {chart or 'Kyverno'} (release {release} in {namespace})",
+            )
 
     def uninstall(self, release: str, namespace: str) -> None:
         argv = self._argv(["uninstall", release, "--namespace", namespace, "--wait"])

@@ -17,6 +17,62 @@ from signcheck.errors import ConfigError
 _YC_CREDENTIALS = ("YC_IAM_TOKEN", "YC_OAUTH_TOKEN", "YC_SERVICE_ACCOUNT_KEY_FILE")
 _KEY_ID = re.compile(r"^[a-z0-9]{20}$")
 
+# What each provider of cosign reads from its environment (sigstore/pkg/signature/kms/*):
+# (variables it needs, at least one of; variables it may use).
+_PROVIDER_ENV: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "hashivault": (
+        ("VAULT_TOKEN",),
+        (
+            "VAULT_ADDR",
+            "VAULT_CACERT",
+            "VAULT_NAMESPACE",
+            "TRANSIT_SECRET_ENGINE_PATH",
+            "VAULT_SKIP_VERIFY",
+        ),
+    ),
+    "yckms": (_YC_CREDENTIALS, ("YC_ENDPOINT",)),
+    "awskms": (
+        (),
+        (
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_PROFILE",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+        ),
+    ),
+    "gcpkms": ((), ("GOOGLE_APPLICATION_CREDENTIALS",)),
+    "azurekms": ((), ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")),
+}
+_HOW = {
+    "hashivault": "export VAULT_ADDR and VAULT_TOKEN",
+    "yckms": "export YC_IAM_TOKEN=$(yc iam create-token) (or YC_OAUTH_TOKEN, "
+    "YC_SERVICE_ACCOUNT_KEY_FILE)",
+}
+
+
+def from_ref(ref: str, environ: dict[str, str] | None = None) -> KmsKey:
+    """The key a `--signing-key` KMS reference names, with the credentials its provider
+    needs taken from the environment (and nothing else of it)."""
+    environ = dict(os.environ if environ is None else environ)
+    provider = ref.split("://", 1)[0]
+    if provider not in _PROVIDER_ENV:
+        known = ", ".join(f"{p}://" for p in _PROVIDER_ENV)
+        raise ConfigError(f"--signing-key {ref!r}: unknown KMS provider; known: {known}")
+    needed, optional = _PROVIDER_ENV[provider]
+    env = {k: environ[k] for k in (*needed, *optional) if environ.get(k)}
+    if needed and not any(k in env for k in needed):
+        raise ConfigError(
+            f"--signing-key {ref} needs {provider} credentials in the environment: "
+            + _HOW.get(provider, "export " + " or ".join(needed))
+        )
+    if provider == "hashivault" and "VAULT_ADDR" not in env:
+        raise ConfigError(f"--signing-key {ref} needs VAULT_ADDR (the Vault server's URL)")
+    return KmsKey(ref=ref, create_ref=ref, env=env)
+
 
 @dataclass(frozen=True)
 class KmsKey:
@@ -52,6 +108,20 @@ def yandex_key(
         raise ConfigError(f"{key_id!r} does not look like a Yandex KMS key id (20 characters)")
     create = f"yckms:///folder/{folder_id}/keyname/{name}"
     return KmsKey(ref=f"yckms:///{key_id}" if key_id else create, create_ref=create, env=creds)
+
+
+def created_ref(key: KmsKey, cosign_output: str) -> str:
+    """The reference to sign with after `generate-key-pair --kms`: yckms creates by folder
+    and name and is used by the id it prints; other providers keep the same reference."""
+    if key.provider != "yckms" or "/keyname/" not in key.create_ref:
+        return key.ref
+    key_id = parse_yckms_key_id(cosign_output)
+    if key_id is None:
+        raise ConfigError(
+            "cosign created the yckms key but printed no KEY_ID; find it with "
+            "`yc kms asymmetric-signature-key list` and pass --signing-key yckms:///<id>"
+        )
+    return f"yckms:///{key_id}"
 
 
 def parse_yckms_key_id(cosign_output: str) -> str | None:

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from signcheck import redact, shared, targets, toolbuild
-from signcheck.config import COSIGN_TOOLS, SABOTAGE, TARGETS, Settings, Timeouts
+from signcheck import profile, redact, shared, targets, toolbuild
+from signcheck.config import SABOTAGE, Settings, Timeouts
 from signcheck.errors import EnvironmentNotReady, SigncheckError
 from signcheck.report import RunSummary, TestResult, admission_text, now_iso, write_json
 from signcheck.run import RunResources, State
@@ -38,26 +38,8 @@ TOOLS = ("registry",)
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("signcheck", "signcheck conformance suite")
-    g.addoption("--target", choices=TARGETS, default="local", help="where to run (default local)")
-    g.addoption("--kubeconfig", type=Path, default=None, help="cluster targets: kubeconfig")
-    g.addoption("--context", default=None, help="cluster targets: kubeconfig context")
-    g.addoption("--registry", default=None, help="cluster targets: registry HOST[:PORT]")
-    g.addoption("--registry-scheme", choices=("https", "http"), default="https")
-    g.addoption("--registry-ca", type=Path, default=None, help="CA bundle for the registry")
-    g.addoption(
-        "--registry-username",
-        default=None,
-        help="registry user; the password only from $SIGNCHECK_REGISTRY_PASSWORD",
-    )
-    g.addoption("--registry-prefix", default="signcheck", help="path under the registry host")
-    g.addoption("--kyverno-namespace", default="kyverno")
-    g.addoption("--cosign", dest="cosign_tool", choices=COSIGN_TOOLS, default="cosign-v2")
-    g.addoption(
-        "--seed-exact-policy",
-        action="store_true",
-        help="apply the seed's cluster-wide policy instead of one scoped to the run",
-    )
-    g.addoption("--keep", action="store_true", help="keep the run directory (keys, state, logs)")
+    # Options that a profile or SIGNCHECK_* variables can also set (CLI > env > profile).
+    profile.add_options(g)
     g.addoption(
         "--signcheck-reports",
         default="reports",
@@ -72,24 +54,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def settings_from(config: pytest.Config) -> Settings:
-    opt = config.getoption
-    return Settings(
-        target=opt("target"),
-        kubeconfig=opt("kubeconfig"),
-        context=opt("context"),
-        registry=opt("registry"),
-        registry_scheme=opt("registry_scheme"),
-        registry_ca=opt("registry_ca"),
-        registry_username=opt("registry_username"),
-        registry_prefix=opt("registry_prefix"),
-        kyverno_namespace=opt("kyverno_namespace"),
-        cosign_tool=opt("cosign_tool"),
-        seed_exact_policy=opt("seed_exact_policy"),
-        keep=opt("keep"),
-        reports_dir=Path(opt("signcheck_reports") or "reports"),
-        sabotage=opt("signcheck_sabotage"),
+    cli = {o.field: config.getoption(o.field) for o in profile.OPTIONS}
+    cli["profile"] = config.getoption("profile")
+    return Settings.from_sources(
+        cli,
+        reports_dir=Path(config.getoption("signcheck_reports") or "reports"),
+        sabotage=config.getoption("signcheck_sabotage"),
         timeouts=Timeouts.from_env(),
-    ).validate()
+    )
 
 
 def _is_selftest_run(config: pytest.Config) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from signcheck import kyverno, oci
+from signcheck import images, kyverno, oci, signing
 from signcheck.config import Settings
 from signcheck.cosign import Cosign, KeyPair
 from signcheck.errors import SigncheckError
@@ -131,14 +131,17 @@ class RunResources:
         self.registry.ping()
         cosign = self.cosign()
         with self.phases.time("images"):
-            pushed = {
-                role: self.registry.push_image(self.repository(role), run_id) for role in IMAGES
-            }
+            push = images.pusher(self.settings, self.target.registry, self.target.run_dir)
+            pushed = {role: push(self.repository(role), run_id) for role in IMAGES}
         keys_dir = self.target.run_dir / "keys"
         with self.phases.time("signing"):
-            main: KeyPair = cosign.generate_key_pair(keys_dir / "main")
+            # The user's cosign.key or KMS key when configured, else a key pair per run.
+            main: KeyPair = signing.main_key(
+                self.settings, cosign, keys_dir / "main", create=True
+            ) or cosign.generate_key_pair(keys_dir / "main")
             other: KeyPair = cosign.generate_key_pair(keys_dir / "other")
             cosign.sign(main, pushed["signed"].by_digest)
+            signing.verify_with_kms(cosign, main, pushed["signed"].by_digest)
             cosign.sign(other, pushed["otherkey"].by_digest)
         sabotage = self.settings.sabotage
         policy: dict[str, Any] = {}
