@@ -31,6 +31,9 @@ class Timeouts:
     pod_running: float = 60.0
     namespace_delete: float = 90.0
     cosign: float = 120.0
+    kyverno_ready: float = 180.0
+    """Cluster targets: Kyverno's webhooks registered (after a Helm install, its start)."""
+    provision: float = 1800.0
     shared_setup: float = 900.0
     """How long an xdist worker waits for another to finish creating session resources."""
 

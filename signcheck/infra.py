@@ -45,10 +45,12 @@ class Infra:
     variables: dict[str, Any]
     binary: Path = field(default_factory=find_terraform)
     source: Path = TERRAFORM_DIR
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    """Extra environment for terraform (provider credentials): never argv."""
 
     def _run(self, args: list[str], what: str) -> str:
         argv = [str(self.binary), *args]
-        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+        env = {**os.environ, **self.env, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
         proc = subprocess.run(argv, cwd=self.workdir, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise ToolError(

@@ -1,9 +1,9 @@
 """KMS-held signing keys: the reference cosign takes, and the credentials it needs.
 
-The seed signs with a Yandex KMS key (`yckms://`); locally the same flow runs against a real
-Vault transit engine (`hashivault://`). Either way cosign gets a key *reference* instead of a
-`cosign.key` file, and the credentials travel only in the environment of the cosign process,
-never in argv, logs or reports.
+The seed signs with a Yandex KMS key (`yckms://`); locally the same flow runs against
+local-kms, an AWS KMS stand-in, through cosign's `awskms://` provider (`signcheck.localkms`).
+Either way cosign gets a key *reference* instead of a `cosign.key` file, and the credentials
+travel only in the environment of the cosign process, never in argv, logs or reports.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ _PROVIDER_ENV: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "AWS_PROFILE",
             "AWS_CONFIG_FILE",
             "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_CA_BUNDLE",
         ),
     ),
     "gcpkms": ((), ("GOOGLE_APPLICATION_CREDENTIALS",)),

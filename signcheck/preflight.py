@@ -249,8 +249,11 @@ class Preflight:
 
     # -- once Kyverno is there --------------------------------------------------------
 
-    def kyverno_ready(self, namespace: str, timeout: float) -> None:
-        """Kyverno installed, its admission controller ready, its webhooks registered."""
+    def kyverno_ready(self, namespace: str, timeout: float, installed: bool = False) -> None:
+        """Kyverno installed, its admission controller ready, its webhooks registered.
+
+        `installed`: the run installed Kyverno in `namespace`, so the webhooks must be that
+        Kyverno's (pointing at its service there), not those of some other Kyverno."""
         with self._check("kyverno") as notes:
             try:
                 self.cluster.custom.list_cluster_custom_object(
@@ -270,7 +273,7 @@ class Preflight:
 
             def registered() -> bool:
                 nonlocal last
-                missing = self._missing_webhooks()
+                missing = self._missing_webhooks(namespace if installed else None)
                 last = ", ".join(missing)
                 return not missing
 
@@ -282,10 +285,12 @@ class Preflight:
                     interval=1.0,
                 )
             except SigncheckError:
+                whose = f" by the Kyverno in namespace {namespace}" if installed else ""
                 raise PreflightError(
                     "kyverno",
-                    f"Kyverno is installed but its webhooks are not ready: {last} not registered "
-                    f"after {timeout:g}s; check Kyverno's pods and logs in namespace {namespace}",
+                    f"Kyverno is installed but its webhooks are not ready: {last} not "
+                    f"registered{whose} after {timeout:g}s; check Kyverno's pods and logs in "
+                    f"namespace {namespace}",
                 ) from None
             notes.append("webhooks registered")
 
@@ -308,18 +313,26 @@ class Preflight:
                     f"check `kubectl -n {namespace} describe deployment {dep.metadata.name}`",
                 )
 
-    def _missing_webhooks(self) -> list[str]:
+    def _missing_webhooks(self, service_namespace: str | None) -> list[str]:
         adm = self.cluster.admreg
+
+        def ours(cfg: Any) -> bool:
+            # A configuration without webhooks yet (the resource ones, before any policy)
+            # says nothing about whose it is; the policy webhook configuration always does.
+            if service_namespace is None or not cfg.webhooks:
+                return True
+            services = [h.client_config.service for h in cfg.webhooks]
+            return all(s is not None and s.namespace == service_namespace for s in services)
+
+        label = KYVERNO_WEBHOOK_LABEL
         found = {
             ("validating", w.metadata.name)
-            for w in adm.list_validating_webhook_configuration(
-                label_selector=KYVERNO_WEBHOOK_LABEL
-            ).items
+            for w in adm.list_validating_webhook_configuration(label_selector=label).items
+            if ours(w)
         } | {
             ("mutating", w.metadata.name)
-            for w in adm.list_mutating_webhook_configuration(
-                label_selector=KYVERNO_WEBHOOK_LABEL
-            ).items
+            for w in adm.list_mutating_webhook_configuration(label_selector=label).items
+            if ours(w)
         }
         return [name for kind, name in KYVERNO_WEBHOOKS if (kind, name) not in found]
 

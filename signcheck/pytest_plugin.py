@@ -23,7 +23,7 @@ import pytest
 
 from signcheck import profile, redact, shared, targets, toolbuild
 from signcheck.config import SABOTAGE, Settings, Timeouts
-from signcheck.errors import EnvironmentNotReady, SigncheckError
+from signcheck.errors import ConfigError, EnvironmentNotReady, SigncheckError
 from signcheck.report import RunSummary, TestResult, admission_text, now_iso, write_json
 from signcheck.run import RunResources, State
 from signcheck.target import Target, new_run_id
@@ -102,6 +102,7 @@ class SigncheckRun:
         self._stack = contextlib.ExitStack()
         self._target: Target | None = None
         self._boot_error: SigncheckError | None = None
+        self.boot_error_shown = False
         self._state: State | None = None
 
     # -- target -----------------------------------------------------------------------
@@ -119,8 +120,10 @@ class SigncheckRun:
 
     def _boot(self) -> Target:
         try:
-            with self.phases.time("tools"):
-                toolbuild.ensure([*TOOLS, self.settings.cosign_tool])
+            if self.settings.target == "local":
+                # Cluster targets check (and build) their tools in the preflight.
+                with self.phases.time("tools"):
+                    toolbuild.ensure([*TOOLS, self.settings.cosign_tool])
             with self.phases.time("environment boot"):
                 provider = targets.provider(self.settings, self.run_id, self.run_dir)
                 target = self._stack.enter_context(provider)
@@ -383,6 +386,8 @@ class _Collector:
         run = self.run
         tr = terminalreporter
         for problem in run.summary.problems:
+            if run.boot_error_shown and problem.startswith("environment: "):
+                continue  # already the run's one error line (pytest.exit's reason)
             tr.write_line(redact.redact(f"signcheck: {problem}"), red=True)
         if run.reports_enabled:
             tr.write_sep("-", "signcheck reports")
@@ -417,6 +422,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if xdist and not session.config.option.collectonly:
         with contextlib.suppress(SigncheckError):
             run.target()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Boot the target (and, on cluster targets, run the preflight) before the first test,
+    so a target that cannot be used is one error and no test runs at all."""
+    run = get_run(session.config)
+    if not run.is_owner or session.config.option.collectonly or not session.items:
+        return
+    try:
+        run.target()
+    except SigncheckError as err:
+        run.boot_error_shown = True
+        if err.details:
+            tr = session.config.pluginmanager.get_plugin("terminalreporter")
+            if tr is not None:
+                tr.write_line(redact.redact(err.details))
+        code = pytest.ExitCode.USAGE_ERROR if isinstance(err, ConfigError) else 1
+        pytest.exit(redact.redact(f"signcheck: {err.message}"), returncode=code)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -1,13 +1,14 @@
 """Where the suite runs: one context manager per target, each yielding a `Target`.
 
-`local` adapts the embedded environment (`signcheck.localenv`); `cluster` describes an
-existing cluster and registry from the settings; `yandex` is `cluster` plus provisioning and
-is not wired yet.
+`local` adapts the embedded environment (`signcheck.localenv`); `cluster` checks an existing
+cluster and registry (`signcheck.preflight`) and installs Kyverno when asked; `yandex` is
+`cluster` plus the seed's infrastructure (`signcheck.yandex`) and its registry conventions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,32 +78,97 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
 
 @contextlib.contextmanager
 def cluster(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
-    kubeconfig = settings.resolved_kubeconfig()
-    assert settings.registry, "validated by Settings.validate"
-    probe = Cluster(kubeconfig, settings.context)
-    versions = {"kubernetes": probe.ping()}
-    if kyverno := _kyverno_version(probe, settings.kyverno_namespace):
-        versions["kyverno"] = kyverno
-    yield Target(
-        name=settings.target,
-        run_id=run_id,
-        run_dir=run_dir,
-        kubeconfig=kubeconfig,
-        context=settings.context,
-        registry=Registry(
-            host=settings.registry,
-            scheme=settings.registry_scheme,
+    """An existing cluster (or, on `yandex --provision`, one made for the run), checked by
+    the preflight before anything is changed; Kyverno and Policy Reporter installed for
+    the run and removed after it when asked to."""
+    from signcheck import install, preflight
+
+    with contextlib.ExitStack() as stack:
+        kubeconfig = settings.resolved_kubeconfig()
+        registry_spec = (settings.registry_host, settings.registry_repository_prefix)
+        extra: dict[str, Any] = {}
+        if settings.target == "yandex" and settings.provision:
+            from signcheck import yandex
+
+            stand = stack.enter_context(yandex.provisioned(settings, run_id, run_dir))
+            kubeconfig = stand.kubeconfig
+            registry_spec = (stand.registry_host, stand.repository_prefix(settings))
+            settings = stand.with_settings(settings)
+            extra["infra"] = stand.summary()
+        registry = Registry(
+            host=registry_spec[0],
+            scheme=settings.effective_registry_scheme,
             ca_file=settings.registry_ca,
-            username=settings.registry_username,
+            username=settings.effective_registry_username,
             password=settings.registry_password,
-            repository_prefix=settings.registry_prefix,
-        ),
-        kyverno_namespace=settings.kyverno_namespace,
-        versions=versions,
-        # The suite's images are not runnable programs; on a real cluster admission is
-        # the verdict, Running is not checked.
-        pods_run=False,
+            repository_prefix=registry_spec[1],
+        )
+        redact.register(registry.password)
+        pf = preflight.Preflight(settings, kubeconfig, settings.context, registry, run_dir)
+        try:
+            pf.before_install()
+            versions = {"kubernetes": pf.cluster.ping()}
+            if settings.kyverno_mode == "install":
+                release = stack.enter_context(
+                    install.kyverno_release(settings, pf.cluster, registry, run_id)
+                )
+                extra["kyverno_release"] = {"name": release.name, "chart": release.chart}
+            pf.kyverno_ready(
+                settings.kyverno_namespace,
+                settings.timeouts.kyverno_ready,
+                installed=settings.kyverno_mode == "install",
+            )
+            pf.policy_accepted(_dry_run_policy(settings, registry, run_id, run_dir))
+            if settings.policy_reporter:
+                stack.enter_context(install.policy_reporter_release(settings, pf.cluster, run_id))
+        finally:
+            extra["preflight"] = pf.summary()
+            (run_dir / "preflight.json").write_text(json.dumps(pf.summary(), indent=2))
+        if kyverno := _kyverno_version(pf.cluster, settings.kyverno_namespace):
+            versions["kyverno"] = kyverno
+        yield Target(
+            name=settings.target,
+            run_id=run_id,
+            run_dir=run_dir,
+            kubeconfig=kubeconfig,
+            context=settings.context,
+            registry=registry,
+            kyverno_namespace=settings.kyverno_namespace,
+            versions=versions,
+            # The suite's images are not runnable programs; on a real cluster admission is
+            # the verdict, Running is not checked.
+            pods_run=False,
+            extra=extra,
+        )
+
+
+def _dry_run_policy(
+    settings: Settings, registry: Registry, run_id: str, run_dir: Path
+) -> dict[str, Any]:
+    """The policy the run will apply, with the configured public key when there is one
+    (a throwaway key otherwise: the key itself does not change what the cluster accepts)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from signcheck import kyverno
+
+    pub = run_dir / "keys-preflight" / "main.pub"
+    if pub.is_file():
+        pem = pub.read_text()
+    else:
+        key = ec.generate_private_key(ec.SECP256R1()).public_key()
+        pem = key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+    name = "check-image" if settings.seed_exact_policy else f"check-image-{run_id}"
+    spec = kyverno.PolicySpec(
+        run_id=run_id,
+        image_references=(registry.run_glob(run_id),),
+        public_keys=(pem,),
+        name=name,
+        seed_exact=settings.seed_exact_policy,
     )
+    return kyverno.render_cluster_policy(spec)
 
 
 def _kyverno_version(c: Cluster, namespace: str) -> str | None:
@@ -127,9 +193,6 @@ def provider(
 ) -> contextlib.AbstractContextManager[Target]:
     if settings.target == "local":
         return local(settings, run_id, run_dir)
-    if settings.target == "cluster":
-        return cluster(settings, run_id, run_dir)
-    raise ConfigError(
-        "--target yandex is not wired into the suite yet: provision with `signcheck infra` "
-        "and run with --target cluster"
-    )
+    # yandex is the cluster target plus the seed's infrastructure (--provision) and its
+    # registry and KMS conventions, all resolved from the settings.
+    return cluster(settings, run_id, run_dir)
