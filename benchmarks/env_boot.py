@@ -88,30 +88,41 @@ def one_run(runs_root: Path) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.env_boot")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+KEYS = ("boot_s", "teardown_s", "peak_rss_mib", "sum_of_peaks_mib")
 
+
+def measure(runs: int, progress: bool = True) -> dict[str, Any]:
     results = []
     with tempfile.TemporaryDirectory(prefix="signcheck-bench-") as tmp:
-        for i in range(args.runs):
+        for i in range(runs):
             results.append(one_run(Path(tmp)))
-            if not args.json:
+            if progress:
                 r = results[-1]
                 print(
                     f"run {i + 1}: boot {r['boot_s']:.2f}s  teardown {r['teardown_s']:.2f}s  "
                     f"peak RSS {r['peak_rss_mib']:.0f} MiB",
                     flush=True,
                 )
-    keys = ("boot_s", "teardown_s", "peak_rss_mib", "sum_of_peaks_mib")
-    summary = {k: statistics.median(r[k] for r in results) for k in keys}
+    return {"runs": results, "median": {k: statistics.median(r[k] for r in results) for k in KEYS}}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.env_boot")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    measured = measure(args.runs, progress=not args.json)
     if args.json:
-        print(json.dumps({"runs": results, "median": summary}, indent=2))
-        return 0
+        print(json.dumps(measured, indent=2))
+    else:
+        print_table(measured)
+    return measured
+
+
+def print_table(measured: dict[str, Any]) -> None:
+    results, summary, keys = measured["runs"], measured["median"], KEYS
     print()
-    print(f"{'metric':<22}{'median':>10}{'min':>10}{'max':>10}   ({args.runs} runs)")
+    print(f"{'metric':<22}{'median':>10}{'min':>10}{'max':>10}   ({len(results)} runs)")
     for k in keys:
         values = [r[k] for r in results]
         print(f"{k:<22}{summary[k]:>10.2f}{min(values):>10.2f}{max(values):>10.2f}")
@@ -125,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         sec = statistics.median(r["phases_s"].get(name, 0.0) for r in results)
         print(f"  {name:<56}{sec:>6.2f}")
     print("goal: boot_s < 15, teardown_s < 3")
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -1,0 +1,106 @@
+"""Suite wall time on the local target: the seed scenario and the full catalogue, serial and
+under `pytest -n 2`, each a whole `pytest` process (boot to teardown), with the phase
+breakdown and the time spent waiting taken from the run's own summary.json.
+
+    python -m benchmarks.suite [--runs 3] [--which seed,full] [--modes serial,n2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_TESTS = ["tests/test_seed.py", "tests/test_teardown.py"]
+MODES = {"serial": [], "n2": ["-n", "2"]}
+
+
+def run_once(paths: list[str], extra: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as reports:
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            *paths,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--signcheck-reports",
+            reports,
+            *extra,
+        ]
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        summary_path = Path(reports) / "summary.json"
+        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    tail = proc.stdout.strip().splitlines()[-1:] or ["(no output)"]
+    return {
+        "wall_seconds": round(wall, 2),
+        "exit_code": proc.returncode,
+        "result": tail[0],
+        "totals": summary.get("totals", {}),
+        "phases": summary.get("phases", {}),
+        "waiting_seconds": summary.get("waiting_seconds"),
+    }
+
+
+def measure(which: list[str], modes: list[str], runs: int) -> dict[str, Any]:
+    suites = {"seed": SEED_TESTS, "full": ["tests"]}
+    out: dict[str, Any] = {}
+    for name in which:
+        for mode in modes:
+            samples = []
+            # Alternating would mix caches between suites; runs of one kind back to back are
+            # what a user sees in CI, so each cell is measured on its own.
+            for _ in range(runs):
+                samples.append(run_once(suites[name], MODES[mode]))
+            walls = [s["wall_seconds"] for s in samples]
+            out[f"{name}/{mode}"] = {
+                "median_s": round(statistics.median(walls), 2),
+                "min_s": min(walls),
+                "max_s": max(walls),
+                "runs": samples,
+            }
+    for name in which:
+        serial, n2 = out.get(f"{name}/serial"), out.get(f"{name}/n2")
+        if serial and n2:
+            out[f"{name}/speedup_n2"] = round(serial["median_s"] / n2["median_s"], 2)
+    return out
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"{'suite':<14} {'median s':>9} {'min':>7} {'max':>7}  result / phases (last run)")
+    for key, cell in results.items():
+        if not isinstance(cell, dict):
+            print(f"{key:<14} {cell:>9}x")
+            continue
+        last = cell["runs"][-1]
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in last["phases"].items())
+        print(
+            f"{key:<14} {cell['median_s']:>9} {cell['min_s']:>7} {cell['max_s']:>7}  "
+            f"{last['result']}"
+        )
+        print(f"{'':<14} waiting {last['waiting_seconds']}s of the run; {phases}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--which", default="seed,full")
+    parser.add_argument("--modes", default="serial,n2")
+    args = parser.parse_args(argv)
+    results = measure(args.which.split(","), args.modes.split(","), args.runs)
+    print_table(results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
