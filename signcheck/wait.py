@@ -95,9 +95,18 @@ def until(
     interval: float = 0.25,
     transient: tuple[type[BaseException], ...] = (),
     describe: Callable[[], str] | None = None,
+    backoff: float | None = None,
+    max_interval: float | None = None,
 ) -> T:
     """`wait_for` for probes that answer None or False for "not yet"; `describe` may add
-    what the caller last saw (a status dump) to the timeout message."""
+    what the caller last saw (a status dump) to the timeout message.
+
+    Polling always backs off (see the module); `max_interval`, where given, is the cap the
+    pauses grow to instead of `interval`. `backoff` is accepted for callers that name it.
+    """
+    del backoff
+    if max_interval is not None:
+        interval = max(interval, max_interval)
 
     def check() -> T:
         result = probe()
