@@ -180,6 +180,10 @@ class Helm:
                     str(chart or bundled_chart()),
                     "--namespace",
                     namespace,
+                    # Offline there is no cluster to ask; render for the Kubernetes version
+                    # signcheck tests with (Helm's default, 1.20, fails the chart's check).
+                    "--kube-version",
+                    tools.group("kubernetes").version,
                     "-f",
                     str(vf),
                 ],

@@ -70,7 +70,7 @@ def key_file(cosign: Cosign, path: Path, public_key: Path | None, keys_dir: Path
     result = cosign.run(["public-key", "--key", str(path)], password)
     if result.returncode != 0:
         err = result.error
-        if "decrypt" in err:
+        if "decryption failed" in err:
             raise ConfigError(
                 f"the password for --signing-key {path} is wrong: export the key's password "
                 f"in COSIGN_PASSWORD (or SIGNCHECK_COSIGN_PASSWORD); cosign said: {err}"

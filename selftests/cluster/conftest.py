@@ -1,0 +1,126 @@
+"""Fixtures for the cluster target's selftests: real local environments (registry with
+auth) that the suite is pointed at with `--target cluster`, as it would be at any cluster,
+and a runner that executes the conformance suite in a subprocess and reads its reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from signcheck.errors import ToolNotFound
+from signcheck.localenv import LocalEnv, Settings
+from signcheck.localenv.env import resolve_tools
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    output: str
+    summary: dict[str, Any] | None
+
+    @property
+    def tests(self) -> list[dict[str, Any]]:
+        return list((self.summary or {}).get("tests", []))
+
+    def error_lines(self) -> list[str]:
+        """Lines that carry an error for the user (pytest.exit's reason, usage errors)."""
+        return [
+            ln
+            for ln in self.output.splitlines()
+            if (
+                ln.startswith(("! _pytest.outcomes.Exit:", "ERROR:", "signcheck:", "E "))
+                # argparse's own "usage:" line only precedes its error line.
+                and not ln.startswith("ERROR: usage:")
+            )
+            or ": error: " in ln
+        ]
+
+
+@dataclass
+class ClusterUnderTest:
+    """A local environment seen as "some cluster": kubeconfig, registry URL, credentials."""
+
+    env: LocalEnv
+    kubeconfig: Path
+    registry: str
+    username: str
+    password: str
+
+    def args(self) -> list[str]:
+        return [
+            "--target",
+            "cluster",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--registry",
+            self.registry,
+            "--registry-username",
+            self.username,
+        ]
+
+    def run(
+        self,
+        tmp: Path,
+        *extra: str,
+        env: dict[str, str] | None = None,
+        base: bool = True,
+        tests: tuple[str, ...] = ("tests",),
+        timeout: float = 600,
+    ) -> Outcome:
+        reports = tmp / "reports"
+        environ = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("SIGNCHECK_")
+            or k in ("SIGNCHECK_CACHE", "SIGNCHECK_RUN_DIR", "SIGNCHECK_GO")
+        }
+        environ.update(
+            PYTHONDONTWRITEBYTECODE="1",
+            SIGNCHECK_REGISTRY_PASSWORD=self.password,
+            # The suite's own tests must not see this session's KUBECONFIG by accident.
+            KUBECONFIG=str(tmp / "no-such-kubeconfig"),
+        )
+        environ.update(env or {})
+        argv = [sys.executable, "-m", "pytest", *tests, "-p", "no:cacheprovider", "-q"]
+        argv += ["--signcheck-reports", str(reports)]
+        argv += [*(self.args() if base else []), *extra]
+        proc = subprocess.run(
+            argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=environ
+        )
+        path = reports / "summary.json"
+        summary = json.loads(path.read_text()) if path.is_file() else None
+        return Outcome(proc.returncode, proc.stdout + proc.stderr, summary)
+
+
+def _boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTest]:
+    try:
+        resolve_tools()
+    except ToolNotFound as err:
+        pytest.skip(f"local environment tools not built: {err.message}")
+    runs = tmp_path_factory.mktemp("runs")
+    with LocalEnv(Settings(runs_root=runs, registry_auth=True)) as env:
+        creds = env.info.registry.credentials()
+        assert creds is not None
+        yield ClusterUnderTest(
+            env,
+            Path(env.info.kubeconfig),
+            env.info.registry.url,
+            creds[0],
+            creds[1],
+        )
+
+
+@pytest.fixture(scope="module")
+def some_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTest]:
+    """One healthy environment per test module."""
+    yield from _boot(tmp_path_factory)
