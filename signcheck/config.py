@@ -122,18 +122,18 @@ class Settings:
 
     @property
     def registry_host(self) -> str:
-        return _split_registry(self.registry or "")[1]
+        return _split_registry(self.registry)[1] if self.registry else ""
 
     @property
     def registry_repository_prefix(self) -> str:
         """`<path of --registry>/<--registry-prefix>`: `cr.yandex/crp123` puts runs under
         `cr.yandex/crp123/signcheck/<run id>/`."""
-        path = _split_registry(self.registry or "")[2]
+        path = _split_registry(self.registry)[2] if self.registry else ""
         return f"{path}/{self.registry_prefix}" if path else self.registry_prefix
 
     @property
     def effective_registry_scheme(self) -> Literal["http", "https"]:
-        scheme = _split_registry(self.registry or "")[0]
+        scheme = _split_registry(self.registry)[0] if self.registry else None
         return scheme or self.registry_scheme
 
     @property
