@@ -220,6 +220,11 @@ class Settings:
                 "--kms-generate needs --signing-key to be a KMS reference "
                 f"({', '.join(KMS_SCHEMES)}...), got {self.signing_key!r}"
             )
+        if self.image and self.registry and self.image.split("/", 1)[0] != self.registry_host:
+            raise ConfigError(
+                f"--image {self.image} is not in --registry {self.registry_host}: give an image "
+                "of that registry (the run copies it into its own repositories)"
+            )
         if self.image and self.image_builder == "docker":
             raise ConfigError("--image and --image-builder docker exclude each other: pick one")
 

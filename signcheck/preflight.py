@@ -230,7 +230,20 @@ class Preflight:
     def registry_access(self) -> None:
         with self._check("registry") as notes:
             try:
-                oci.OciClient(self.registry).ping()
+                client = oci.OciClient(self.registry)
+                client.ping()
+                if self.settings.image:
+                    from signcheck.images import split_reference
+
+                    repo, ref = split_reference(self.settings.image)
+                    if client.resolve(repo, ref) is None:
+                        raise PreflightError(
+                            "registry",
+                            f"--image {self.settings.image} does not exist in the registry: "
+                            "push it first or fix the reference",
+                        )
+            except PreflightError:
+                raise
             except SigncheckError as err:
                 fix = (
                     "check SIGNCHECK_REGISTRY_PASSWORD and --registry-username"
