@@ -32,6 +32,15 @@ class Outcome:
     def tests(self) -> list[dict[str, Any]]:
         return list((self.summary or {}).get("tests", []))
 
+    def assert_green(self) -> None:
+        """Every seed scenario passed; the optional Policy Reporter step (SEED-09) is
+        skipped unless --policy-reporter was given."""
+        assert self.returncode == 0, self.output[-4000:]
+        by_scenario = {t.get("scenario"): t["outcome"] for t in self.tests}
+        expected = {f"SEED-0{i}": "passed" for i in range(1, 9)}
+        expected["SEED-09"] = by_scenario.get("SEED-09", "skipped")
+        assert by_scenario == expected, self.tests
+
     def error_lines(self) -> list[str]:
         """Lines that carry an error for the user (pytest.exit's reason, usage errors)."""
         return [

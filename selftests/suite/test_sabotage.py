@@ -67,6 +67,9 @@ def test_broken_setup_fails_the_right_tests(sabotage: str, tmp_path: Path) -> No
             # The teardown scenario is independent of the policy under test.
             "--deselect",
             "tests/test_teardown.py::test_teardown_removes_everything",
+            # The optional Policy Reporter step (skipped without --policy-reporter).
+            "--deselect",
+            "tests/test_policy_reporter.py",
         ],
         cwd=ROOT,
         capture_output=True,
