@@ -108,10 +108,11 @@ def remove_kyverno_webhooks(cluster: Cluster, namespace: str) -> list[str]:
         for cfg in lister(label_selector=KYVERNO_WEBHOOK_LABEL).items:
             hooks = cfg.webhooks or []
             services = [h.client_config.service for h in hooks if h.client_config.service]
-            if services and all(s.namespace == namespace for s in services):
+            name = str(cfg.metadata.name if cfg.metadata else "")
+            if name and services and all(s.namespace == namespace for s in services):
                 with contextlib.suppress(ApiException):
-                    deleter(cfg.metadata.name)
-                    removed.append(cfg.metadata.name)
+                    deleter(name)
+                    removed.append(name)
     return removed
 
 

@@ -318,12 +318,13 @@ class Preflight:
         for dep in deps.items:
             want = dep.spec.replicas if dep.spec and dep.spec.replicas is not None else 1
             ready = (dep.status.ready_replicas if dep.status else 0) or 0
+            name = dep.metadata.name if dep.metadata else "?"
             if want and ready < 1:
                 raise PreflightError(
                     "kyverno",
                     f"Kyverno is installed but its webhooks are not ready: deployment "
-                    f"{namespace}/{dep.metadata.name} has {ready}/{want} ready replicas; "
-                    f"check `kubectl -n {namespace} describe deployment {dep.metadata.name}`",
+                    f"{namespace}/{name} has {ready}/{want} ready replicas; "
+                    f"check `kubectl -n {namespace} describe deployment {name}`",
                 )
 
     def _missing_webhooks(self, service_namespace: str | None) -> list[str]:
@@ -339,11 +340,11 @@ class Preflight:
 
         label = KYVERNO_WEBHOOK_LABEL
         found = {
-            ("validating", w.metadata.name)
+            ("validating", str(w.metadata.name if w.metadata else ""))
             for w in adm.list_validating_webhook_configuration(label_selector=label).items
             if ours(w)
         } | {
-            ("mutating", w.metadata.name)
+            ("mutating", str(w.metadata.name if w.metadata else ""))
             for w in adm.list_mutating_webhook_configuration(label_selector=label).items
             if ours(w)
         }

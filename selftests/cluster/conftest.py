@@ -129,7 +129,8 @@ def _boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTest
         )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def some_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTest]:
-    """One healthy environment per test module."""
+    """One healthy environment for every module here (tests that change the cluster undo
+    it; the one that breaks Kyverno has an environment of its own)."""
     yield from _boot(tmp_path_factory)
