@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signcheck", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     _tools_parser(sub)
+    from signcheck import cli_cleanup
+
+    cli_cleanup.add_parser(sub)
     try:
         from signcheck import cli_env
     except ImportError:  # the environment commands arrive with signcheck.localenv

@@ -383,6 +383,20 @@ class OciClient:
             url = urllib.parse.urljoin(url, nxt) if nxt else ""
         return sorted(tags)
 
+    def catalog(self) -> list[str] | None:
+        """Every repository name (without the host), or None where the registry offers no
+        catalog (many cloud registries do not, or not to this user)."""
+        url = f"{self._base}/v2/_catalog?n=1000"
+        names: list[str] = []
+        while url:
+            resp = self._request("list repositories", "GET", url, ok=(200, 401, 403, 404))
+            if resp.status_code != 200:
+                return None
+            names.extend(resp.json().get("repositories") or [])
+            nxt = resp.links.get("next", {}).get("url")
+            url = urllib.parse.urljoin(url, nxt) if nxt else ""
+        return sorted(names)
+
     def delete(self, repository: str, reference: str) -> bool:
         """Delete a manifest (by digest, or the manifest a tag points to). Returns False if it
         was already gone: NotFound counts as success, so cleanup is safe to repeat."""

@@ -16,12 +16,13 @@ import json
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from signcheck import profile, redact, shared, targets, toolbuild
+from signcheck import cleanup, profile, redact, shared, targets, toolbuild
 from signcheck.config import SABOTAGE, Settings, Timeouts
 from signcheck.errors import ConfigError, EnvironmentNotReady, SigncheckError
 from signcheck.report import RunSummary, TestResult, admission_text, now_iso, write_json
@@ -82,15 +83,22 @@ class SigncheckRun:
         redact.register_env()
         workerinput = getattr(config, "workerinput", None)
         self.is_owner = workerinput is None
+        self.runs_root = cleanup.runs_root(config.rootpath)
+        self._claim: cleanup.RunClaim | None = None
         if workerinput is not None:
             self.run_id = str(workerinput["signcheck_run_id"])
             self.run_dir = Path(workerinput["signcheck_run_dir"])
             self._password = workerinput.get("signcheck_registry_password")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         else:
             self.run_id = new_run_id()
-            self.run_dir = config.rootpath / ".signcheck" / "runs" / self.run_id
+            # Locked for the life of this process: a later run or `signcheck cleanup` knows
+            # from the lock alone whether this run is still alive.
+            self._claim = cleanup.RunClaim.create(
+                self.runs_root, self.run_id, target=self.settings.target, keep=self.settings.keep
+            )
+            self.run_dir = self._claim.run_dir
             self._password = None
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.phases = shared.Phases(self.run_dir)
         self.reports_enabled = bool(config.getoption("signcheck_reports")) and not (
             _is_selftest_run(config)
@@ -104,6 +112,8 @@ class SigncheckRun:
         self._boot_error: SigncheckError | None = None
         self.boot_error_shown = False
         self._state: State | None = None
+        self.finished = False
+        self.restore_sigterm: Callable[[], None] = lambda: None
 
     # -- target -----------------------------------------------------------------------
 
@@ -165,7 +175,14 @@ class SigncheckRun:
 
     # -- end of run (owner only) ------------------------------------------------------
 
-    def finish(self) -> None:
+    def finish(self, announce: Any = None) -> None:
+        with cleanup.finishing(announce):
+            self._finish()
+        self.finished = True
+        if self._claim is not None:
+            self._claim.release()
+
+    def _finish(self) -> None:
         if self._target is not None or (self.run_dir / "target.json").is_file():
             self._teardown()
         if self.reports_enabled:
@@ -178,7 +195,13 @@ class SigncheckRun:
                 "summary": str(self.reports_dir / "summary.json"),
             }
             write_json(self.summary, self.reports_dir / "summary.json")
-        if not self.settings.keep:
+        if self.summary.teardown.get("clean") is False:
+            # Keep the record (target.json) so the next run or `signcheck cleanup` retries.
+            return
+        if self.settings.keep:
+            if self._claim is not None:
+                self._claim.mark(cleanup.FINISHED)
+        else:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _teardown(self) -> None:
@@ -210,7 +233,10 @@ class SigncheckRun:
             return {"clean": False, "errors": [msg], "leftovers": {}}
         if leftovers:
             self.summary.problems.append(f"left behind after teardown: {leftovers}")
-        return {"clean": not leftovers and not errors, "errors": errors, "leftovers": leftovers}
+        result = {"clean": not leftovers and not errors, "errors": errors, "leftovers": leftovers}
+        if res.notes:
+            result["actions"] = res.notes
+        return result
 
 
 # -- hooks ----------------------------------------------------------------------------
@@ -230,6 +256,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs real tools (registry, cosign)")
     run = SigncheckRun(config)
     config.stash[_RUN] = run
+    if run.is_owner:
+        run.restore_sigterm = cleanup.sigterm_interrupts()
     if run.reports_enabled and run.is_owner:
         run.reports_dir.mkdir(parents=True, exist_ok=True)
         # Set before pytest-html and junitxml read them in their own pytest_configure.
@@ -238,6 +266,19 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.self_contained_html = True
         if not config.option.xmlpath:
             config.option.xmlpath = str(run.reports_dir / "junit.xml")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(_RUN, None)
+    if run is None or not run.is_owner:
+        return
+    run.restore_sigterm()
+    if run._claim is not None and not run.finished:
+        # The session never reached its end (an error while configuring or collecting):
+        # nothing was booted unless target.json says so; the next run reaps it if it was.
+        if not (run.run_dir / "target.json").is_file() and not run.settings.keep:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+        run._claim.release()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -264,6 +305,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and admissions:
         _add_property(item, report, "admission", redact.redact(json.dumps(admissions)))
         extras.append(_extra_text(admission_text(admissions), "Admission response"))
+    if report.when == "call" and call.excinfo and call.excinfo.errisinstance(EnvironmentNotReady):
+        # The environment broke (Kyverno down, a webhook unreachable): the run says so and
+        # stops, rather than reporting verdicts about signatures it could not observe.
+        message = redact.redact(str(call.excinfo.value).splitlines()[0])
+        _add_property(item, report, "environment_error", message)
+        item.session.shouldstop = f"signcheck: environment error: {message}"
     if report.failed and report.when in ("setup", "call"):
         evidence = _evidence(item)
         if evidence:
@@ -368,8 +415,14 @@ class _Collector:
             result.outcome = "skipped"
         if report.failed or report.skipped:
             result.message = redact.redact(_short_message(report))
+        if "environment_error" in props and report.when == "call":
+            result.outcome = "error"
+            self.run.summary.problems.append(f"environment: {props['environment_error']}")
 
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Last: after pytest's own sessionfinish tore down the fixtures still set up (an
+        # interrupted test's namespace), which need the target this removes.
         run = self.run
         if self.first_start is not None and self.last_stop is not None:
             window = self.last_stop - self.first_start
@@ -378,7 +431,8 @@ class _Collector:
             setup = run.phases.overlap(self.first_start, self.last_stop)
             run.phases.add("tests", max(0.0, window - setup))
         run.summary.tests = list(self.by_id.values())
-        run.finish()
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        run.finish(announce=tr.write_line if tr is not None else None)
         if run.summary.problems and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -415,6 +469,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not run.is_owner:
         return
     session.config.pluginmanager.register(_Collector(run), "signcheck-collector")
+    # Whatever earlier runs left behind (killed, crashed, interrupted twice) goes first.
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    for line in cleanup.reap_stale(
+        run.runs_root, namespace_wait=run.settings.timeouts.namespace_delete
+    ):
+        if tr is not None:
+            tr.write_line(f"signcheck: cleaned up earlier run {line}")
     # Under xdist the controller runs no fixtures and collects nothing: it boots the target
     # for the workers now, before they start (they get the run id and registry credentials
     # in their workerinput).

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from signcheck import images, kyverno, oci, signing
+from signcheck import images, kyverno, lockout, oci, signing
 from signcheck.config import Settings
 from signcheck.cosign import Cosign, KeyPair
 from signcheck.errors import SigncheckError
@@ -96,6 +96,8 @@ class RunResources:
         self.phases = phases
         self.registry = oci.OciClient(target.registry)
         self._cluster: Cluster | None = None
+        self.notes: list[str] = []
+        """What teardown did beyond the run's own objects (a lockout undone)."""
 
     @property
     def cluster(self) -> Cluster:
@@ -192,6 +194,14 @@ class RunResources:
                 self.registry.delete_repository(self.repository(role))
             except SigncheckError as err:
                 errors.append(f"images {role}: {err.message}")
+        try:
+            # With Kyverno gone, its fail-closed webhook still holds the pod rules our policy
+            # put there, and refuses pods in every namespace: never leave a cluster so.
+            self.notes += lockout.release(self.cluster)
+        except SigncheckError as err:
+            errors.append(f"lockout: {err.message}")
+        except Exception as err:
+            errors.append(f"lockout check: {type(err).__name__}: {err}")
         return errors
 
     def leftovers(self, wait: float = 0.0) -> dict[str, list[str]]:

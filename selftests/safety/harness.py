@@ -1,0 +1,238 @@
+"""Run the conformance suite as a real subprocess, interrupt it, and look at what is left.
+
+Every suite run here gets run directories of its own (`SIGNCHECK_SUITE_RUN_DIR` for the
+suite's, `SIGNCHECK_RUN_DIR` for the local environment's), so selftests neither see nor
+reap anybody else's runs. What is "left" is looked up from the outside, the way a user
+would: processes whose command line names the run id, run directories, and (for runs against
+a cluster) objects labelled with the run id and repositories under the run's path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signcheck.k8s import Cluster
+from signcheck.kyverno import Policies
+from signcheck.oci import OciClient
+from signcheck.target import RUN_LABEL, Registry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Dirs:
+    """The run directories of one selftest."""
+
+    suite: Path
+    env: Path
+
+    @classmethod
+    def under(cls, base: Path) -> Dirs:
+        return cls(base / "suite-runs", base / "env-runs")
+
+    def environ(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        env.update(SIGNCHECK_SUITE_RUN_DIR=str(self.suite), SIGNCHECK_RUN_DIR=str(self.env))
+        env.update(extra)
+        return env
+
+
+@dataclass
+class SuiteRun:
+    """One `pytest tests ...` subprocess."""
+
+    dirs: Dirs
+    reports: Path
+    proc: subprocess.Popen[str]
+    out_path: Path
+    run_id: str = ""
+    returncode: int | None = None
+
+    @classmethod
+    def start(
+        cls, dirs: Dirs, reports: Path, *args: str, env: dict[str, str] | None = None
+    ) -> SuiteRun:
+        reports.mkdir(parents=True, exist_ok=True)
+        out_path = reports / "terminal.txt"
+        argv = [sys.executable, "-m", "pytest", "tests", "-p", "no:cacheprovider", "-rA"]
+        argv += ["--signcheck-reports", str(reports), *args]
+        out = out_path.open("w")
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env or dirs.environ(),
+        )
+        out.close()
+        return cls(dirs, reports, proc, out_path)
+
+    @property
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def wait_run_id(self, timeout: float = 60) -> str:
+        """The run id, once the run has claimed its directory."""
+
+        def claimed() -> str | None:
+            if self.dirs.suite.is_dir():
+                names = [p.name for p in self.dirs.suite.iterdir() if not p.name.startswith(".")]
+                return names[0] if names else None
+            return None
+
+        self.run_id = _until(
+            claimed, f"the suite run to claim a directory in {self.dirs.suite}", timeout, self
+        )
+        return self.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        return self.dirs.suite / self.run_id
+
+    @property
+    def env_dir(self) -> Path:
+        return self.dirs.env / self.run_id
+
+    def wait_file(self, name: str, timeout: float = 180) -> dict[str, Any]:
+        path = self.run_dir / name
+
+        def written() -> dict[str, Any] | None:
+            try:
+                data: dict[str, Any] = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return None
+            return data
+
+        return _until(written, str(path), timeout, self)
+
+    def wait_namespaces(self, cluster: Cluster, timeout: float = 120) -> list[str]:
+        """Mid-run: the session resources exist and a test has created its namespace."""
+        return _until(
+            lambda: cluster.run_namespaces(self.run_id) or None,
+            f"a namespace of run {self.run_id}",
+            timeout,
+            self,
+        )
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float = 300) -> int:
+        self.returncode = self.proc.wait(timeout)
+        if not self.run_id and (self.reports / "summary.json").is_file():
+            self.run_id = self.summary()["run_id"]
+        return self.returncode
+
+    def summary(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.reports / "summary.json").read_text())
+        return data
+
+
+def _until(probe: Any, what: str, timeout: float, run: SuiteRun | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        if run is not None and run.proc.poll() is not None:
+            raise AssertionError(
+                f"the suite exited ({run.proc.returncode}) before {what}:\n{run.output[-3000:]}"
+            )
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def processes_naming(text: str) -> list[str]:
+    """`pid command` of every live process whose command line contains `text`."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state not in ("Z", "X"):
+            found.append(f"{proc.name} {cmdline[:200]}")
+    return found
+
+
+def local_leftovers(run: SuiteRun) -> dict[str, Any]:
+    """What of a local-target run exists on this machine."""
+    assert run.run_id, "the run's id is not known yet"
+    found: dict[str, Any] = {}
+    if procs := processes_naming(run.run_id):
+        found["processes"] = procs
+    for name, path in (("suite run dir", run.run_dir), ("environment dir", run.env_dir)):
+        if path.exists():
+            found[name] = str(path)
+    half = [p.name for p in run.dirs.suite.glob(f".{run.run_id}.*")]
+    if half:
+        found["half-created run dirs"] = half
+    return found
+
+
+@dataclass
+class RemoteView:
+    """A cluster and registry that outlive the runs (an `env up` environment)."""
+
+    cluster: Cluster
+    registry: Registry
+    kubeconfig: Path
+    env_dir: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def leftovers(self, run_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        if namespaces := self.cluster.run_namespaces(run_id):
+            found["namespaces"] = namespaces
+        if policies := Policies(self.cluster).run_policies(run_id):
+            found["policies"] = policies
+        client = OciClient(self.registry)
+        prefix = f"{self.registry.repository_prefix}/{run_id}/"
+        tags = [
+            f"{repo}:{tag}"
+            for repo in client.catalog() or []
+            if repo.startswith(prefix)
+            for tag in client.tags(f"{self.registry.host}/{repo}")
+        ]
+        if tags:
+            found["images"] = tags
+        secrets = self.cluster.core.list_secret_for_all_namespaces(
+            label_selector=f"{RUN_LABEL}={run_id}"
+        ).items
+        if secrets:
+            found["secrets"] = [s.metadata.name for s in secrets if s.metadata]
+        return found
+
+    def target_args(self) -> list[str]:
+        reg = self.info["registry"]
+        args = ["--target", "cluster", "--kubeconfig", str(self.kubeconfig)]
+        args += ["--registry", reg["host"], "--registry-scheme", reg["scheme"]]
+        if reg.get("auth"):
+            args += ["--registry-username", self.registry.username or ""]
+        return args
+
+
+def signcheck_cli(
+    dirs: Dirs, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "signcheck", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env or dirs.environ(),
+        check=False,
+    )
