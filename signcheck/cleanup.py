@@ -32,7 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from signcheck import oci, redact
+from signcheck import helm, install, oci, redact
 from signcheck.config import Settings
 from signcheck.errors import ConfigError, SigncheckError
 from signcheck.k8s import Cluster
@@ -214,24 +214,22 @@ def run_repositories(client: oci.OciClient, target: Target, run_id: str) -> list
     return [f"{target.registry.host}/{n}" for n in names if n.startswith(prefix)]
 
 
-def _helm_releases(target: Target, run_id: str) -> list[tuple[str, str]]:
-    """(release, namespace) of the Helm releases named after the run."""
-    cluster = Cluster(target.kubeconfig, target.context)
-    secrets = cluster.core.list_secret_for_all_namespaces(label_selector="owner=helm").items
+def _helm_releases(cluster: Cluster, run_id: str) -> list[tuple[str, str]]:
+    """(release, namespace) of the Helm releases the run installed: `helm install --labels`
+    puts the run label on the release's storage secrets."""
+    selector = f"owner=helm,{RUN_LABEL}={run_id}"
     found = set()
-    for s in secrets:
-        if s.metadata is None:
-            continue
-        labels = s.metadata.labels or {}
-        name = labels.get("name", "")
-        if run_id in name and labels.get("status") != "uninstalled":
-            found.add((name, str(s.metadata.namespace)))
+    for s in cluster.core.list_secret_for_all_namespaces(label_selector=selector).items:
+        labels = (s.metadata.labels or {}) if s.metadata else {}
+        if labels.get("name") and labels.get("status") != "uninstalled":
+            found.add((labels["name"], str(s.metadata.namespace if s.metadata else "")))
     return sorted(found)
 
 
 def _labelled_secrets(cluster: Cluster, run_id: str) -> list[tuple[str, str]]:
+    """The run's own secrets (Helm's release records go with `helm uninstall`)."""
     items = cluster.core.list_secret_for_all_namespaces(
-        label_selector=f"{RUN_LABEL}={run_id}"
+        label_selector=f"{RUN_LABEL}={run_id},owner!=helm"
     ).items
     return sorted((str(s.metadata.namespace), str(s.metadata.name)) for s in items if s.metadata)
 
@@ -249,10 +247,9 @@ def remote_leftovers(target: Target, run_id: str) -> dict[str, list[str]]:
     secrets = [f"{ns}/{name}" for ns, name in _labelled_secrets(res.cluster, run_id)]
     if secrets:
         found["secrets"] = secrets
-    with contextlib.suppress(Exception):
-        releases = [f"{ns}/{name}" for name, ns in _helm_releases(target, run_id)]
-        if releases:
-            found["helm releases"] = releases
+    releases = [f"{ns}/{name}" for name, ns in _helm_releases(res.cluster, run_id)]
+    if releases:
+        found["helm releases"] = releases
     return found
 
 
@@ -263,38 +260,28 @@ def remove_remote(
     res = RunResources(target, _settings_for(target), Phases(target.run_dir))
     found = remote_leftovers(target, run_id)
     actions = [f"deleting {kind}: {', '.join(names)}" for kind, names in found.items()]
-    errors = res.teardown()
+    errors: list[str] = []
+    # Releases first: their uninstall hooks need the namespaces the teardown deletes.
+    for name, ns in _helm_releases(res.cluster, run_id):
+        try:
+            h = helm.Helm.pinned(target.kubeconfig, target.context)
+            install.uninstall(res.cluster, h, install.Release(name, ns, chart=""))
+        except SigncheckError as err:
+            errors.append(f"helm release {ns}/{name}: {err.message}")
+    errors += res.teardown()
     for repo in run_repositories(res.registry, target, run_id):
         try:
             res.registry.delete_repository(repo)
         except SigncheckError as err:
             errors.append(f"images {repo}: {err.message}")
-    try:
-        for ns, name in _labelled_secrets(res.cluster, run_id):
-            with contextlib.suppress(Exception):
-                res.cluster.core.delete_namespaced_secret(name, ns)
-    except Exception as err:
-        errors.append(f"secrets: {err}")
-    try:
-        releases = _helm_releases(target, run_id)
-    except Exception as err:
-        errors.append(f"helm releases: {err}")
-        releases = []
-    if releases:
-        from signcheck.helm import Helm
-
-        helm = Helm.pinned(target.kubeconfig, target.context)
-        for name, ns in releases:
-            try:
-                helm.uninstall(name, ns)
-            except SigncheckError as err:
-                errors.append(f"helm release {ns}/{name}: {err.message}")
+    for ns, name in _labelled_secrets(res.cluster, run_id):
+        try:
+            res.cluster.core.delete_namespaced_secret(name, ns)
+        except Exception as err:
+            errors.append(f"secret {ns}/{name}: {err}")
     actions += res.notes
-    left = res.leftovers(wait=namespace_wait)
-    left.pop("images", None)
-    for repo in run_repositories(res.registry, target, run_id):
-        if tags := res.registry.tags(repo):
-            left.setdefault("images", []).extend(f"{repo}:{t}" for t in tags)
+    res.leftovers(wait=namespace_wait)  # waits for the namespaces to go
+    left = remote_leftovers(target, run_id)
     if left:
         errors.append(f"still there: {left}")
     return actions, errors
