@@ -233,6 +233,7 @@ class SigncheckRun:
             return {"clean": False, "errors": [msg], "leftovers": {}}
         if leftovers:
             self.summary.problems.append(f"left behind after teardown: {leftovers}")
+        self.summary.problems += [f"teardown: {e}" for e in errors]
         result = {"clean": not leftovers and not errors, "errors": errors, "leftovers": leftovers}
         if res.notes:
             result["actions"] = res.notes
@@ -310,7 +311,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # stops, rather than reporting verdicts about signatures it could not observe.
         message = redact.redact(str(call.excinfo.value).splitlines()[0])
         _add_property(item, report, "environment_error", message)
-        item.session.shouldstop = f"signcheck: environment error: {message}"
+        item.session.shouldfail = f"signcheck: environment error: {message}"
     if report.failed and report.when in ("setup", "call"):
         evidence = _evidence(item)
         if evidence:

@@ -1,0 +1,137 @@
+"""Fail-closed lockout: Kyverno stopped mid-run while its `failurePolicy: Fail` webhook is
+still registered.
+
+The real Kyverno is SIGKILLed just before SEED-05 (by the `stop_kyverno` plugin loaded into
+the suite). The suite must report an environment error and stop, never a verdict on
+signatures; and once the run has cleaned up, pods in namespaces that have nothing to do with
+the run are admitted again, unless other policies still rely on that webhook, in which case
+the run leaves it and says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from selftests.safety.conftest import EnvFactory
+from selftests.safety.harness import Dirs, RemoteView, SuiteRun, local_leftovers
+from signcheck import k8s
+from signcheck.localenv.process import is_alive
+
+pytestmark = [pytest.mark.integration]
+
+STOP_BEFORE = "test_signed_pod_admitted_and_running"
+ADMISSION_TESTS = {"SEED-05", "SEED-06", "SEED-07"}
+
+
+def _start(dirs: Dirs, *args: str, env_dir: Path | None = None) -> SuiteRun:
+    extra = {"SIGNCHECK_STOP_KYVERNO_BEFORE": STOP_BEFORE}
+    if env_dir is not None:
+        extra["SIGNCHECK_STOP_KYVERNO_ENV"] = str(env_dir)
+    return SuiteRun.start(
+        dirs,
+        dirs.suite.parent / "reports",
+        "-p",
+        "selftests.safety.stop_kyverno",
+        *args,
+        env=dirs.environ(**extra),
+    )
+
+
+def _assert_environment_error(run: SuiteRun) -> dict[str, object]:
+    summary = run.summary()
+    outcomes = {t["scenario"]: t["outcome"] for t in summary["tests"] if t["scenario"]}
+    assert outcomes.get("SEED-04") == "passed", outcomes  # Kyverno was alive until here
+    assert outcomes.get("SEED-05") == "error", outcomes
+    passed = {s for s, o in outcomes.items() if o == "passed"}
+    assert not passed & ADMISSION_TESTS, f"an admission verdict passed without Kyverno: {outcomes}"
+    problems = " ".join(summary["problems"])
+    assert "environment: signed pod: the admission webhook mutate.kyverno.svc-fail could " in (
+        problems
+    )
+    assert "is Kyverno running?" in problems and "says nothing about signatures" in problems
+    assert "environment error" in run.output
+    assert run.returncode == 1
+    return summary
+
+
+def _bystander_pod(remote: RemoteView, namespace: str, name: str) -> k8s.Admission:
+    image = f"{remote.registry.host}/elsewhere/app:1"
+    return remote.cluster.create(k8s.pod(name, namespace, image, run_id="bystander"), image)
+
+
+def _kyverno_pid(remote: RemoteView) -> tuple[int, int]:
+    state = json.loads((remote.env_dir / "state.json").read_text())
+    (rec,) = [s for s in state["services"] if s["name"] == "kyverno"]
+    return rec["pid"], rec["start_time"]
+
+
+def test_local_target_reports_an_environment_error(dirs: Dirs) -> None:
+    run = _start(dirs)
+    run.wait_run_id()
+    run.wait(300)
+    summary = _assert_environment_error(run)
+    teardown = summary["teardown"]
+    assert teardown["clean"] is True, teardown
+    # Kyverno's dead webhook held the pod rules the run's policy put there: undone.
+    actions = " ".join(teardown.get("actions", []))
+    assert "kyverno-resource-mutating-webhook-cfg" in actions, teardown
+    assert local_leftovers(run) == {}
+
+
+def test_pods_elsewhere_are_admitted_after_cleanup(dirs: Dirs, env_up: EnvFactory) -> None:
+    remote = env_up()
+    remote.cluster.create_namespace("bystander", "bystander")
+    # Control: before the run, a pod of nobody's run is admitted.
+    assert _bystander_pod(remote, "bystander", "before").admitted
+    pid, started = _kyverno_pid(remote)
+
+    run = _start(dirs, *remote.target_args(), env_dir=remote.env_dir)
+    run.wait_run_id()
+    run.wait(300)
+    summary = _assert_environment_error(run)
+    assert summary["teardown"]["clean"] is True, summary["teardown"]
+    assert not is_alive(pid, started), "Kyverno is running again: the check below proves nothing"
+
+    after = _bystander_pod(remote, "bystander", "after")
+    assert after.admitted, f"pods elsewhere are still refused: {getattr(after, 'message', '')}"
+    assert remote.leftovers(run.run_id) == {}
+
+
+def test_webhook_left_in_place_when_other_policies_need_it(dirs: Dirs, env_up: EnvFactory) -> None:
+    remote = env_up()
+    # Somebody else's policy: removing Kyverno's webhook would switch its enforcement off.
+    theirs = {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": "someone-elses"},
+        "spec": {
+            "validationFailureAction": "Audit",
+            "background": False,
+            "rules": [
+                {
+                    "name": "label",
+                    "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                    "validate": {"message": "x", "pattern": {"metadata": {"name": "?*"}}},
+                }
+            ],
+        },
+    }
+    remote.cluster.custom.create_cluster_custom_object(
+        "kyverno.io", "v1", "clusterpolicies", theirs
+    )
+
+    run = _start(dirs, *remote.target_args(), env_dir=remote.env_dir)
+    run.wait_run_id()
+    run.wait(300)
+    summary = _assert_environment_error(run)
+    teardown = summary["teardown"]
+    assert teardown["clean"] is False, teardown
+    errors = " ".join(teardown["errors"])
+    assert "left it in place" in errors and "clusterpolicies/someone-elses" in errors, errors
+    assert "pods in other namespaces are refused" in run.output
+    # The lockout is real and still there: a pod elsewhere is refused by the dead webhook.
+    refused = _bystander_pod(remote, "default", "elsewhere")
+    assert isinstance(refused, k8s.Denied) and refused.webhook_unavailable, refused
