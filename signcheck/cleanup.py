@@ -190,7 +190,14 @@ def _target(info: RunInfo) -> Target | None:
     if not info.target or "error" in info.target:
         return None
     password = os.environ.get("SIGNCHECK_REGISTRY_PASSWORD") or None
-    return Target.from_json(json.dumps(info.target), password)
+    target = Target.from_json(json.dumps(info.target), password)
+    if target.registry.username and not password:
+        # Passwords are never written to the run directory: the cleanup needs it again.
+        raise ConfigError(
+            f"run {info.run_id} pushed to {target.registry.host} as "
+            f"{target.registry.username}: export SIGNCHECK_REGISTRY_PASSWORD to remove its images"
+        )
+    return target
 
 
 def _settings_for(target: Target) -> Settings:
@@ -207,7 +214,7 @@ def run_repositories(client: oci.OciClient, target: Target, run_id: str) -> list
     prefix = f"{target.registry.repository_prefix}/{run_id}/"
     try:
         names = client.catalog()
-    except SigncheckError:
+    except Exception:  # oras raises more than RegistryError on refused auth
         names = None
     if names is None:
         return [target.registry.repository(run_id, role) for role in IMAGES]
@@ -316,7 +323,11 @@ def remove_local_env(run_id: str) -> tuple[list[str], list[str]]:
 def describe_run(info: RunInfo) -> list[str]:
     """What `clean_run` would remove (for --dry-run)."""
     lines = [f"run dir {info.run_dir} (target {info.target_name})"]
-    target = _target(info)
+    try:
+        target = _target(info)
+    except ConfigError as err:
+        target = None
+        lines.append(err.message)
     if target is not None and target.name != "local":
         try:
             for kind, names in remote_leftovers(target, info.run_id).items():
@@ -344,7 +355,11 @@ def clean_run(info: RunInfo, *, namespace_wait: float = 90.0) -> Outcome:
             meta = info.meta
             out.errors.append(f"run is still live (pid {meta.get('pid', '?')}); stop it first")
             return out
-        target = _target(info)
+        try:
+            target = _target(info)
+        except ConfigError as err:
+            out.errors.append(err.message)
+            return out
         # On the local target the cluster and registry live inside the environment, which
         # goes as a whole; elsewhere they outlive the run and are cleaned by run id.
         if target is not None and target.name != "local":

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from signcheck import cleanup, profile, redact, shared, targets, toolbuild
+from signcheck import cleanup, evidence, profile, redact, shared, targets, toolbuild
 from signcheck.config import SABOTAGE, Settings, Timeouts
 from signcheck.errors import ConfigError, EnvironmentNotReady, SigncheckError
 from signcheck.report import RunSummary, TestResult, admission_text, now_iso, write_json
@@ -31,6 +31,8 @@ from signcheck.target import Target, new_run_id
 from signcheck.wait import until, waited_seconds
 
 ADMISSIONS = pytest.StashKey[list[dict[str, Any]]]()
+STARTED = pytest.StashKey[float]()
+"""When the test's setup began (epoch s): the evidence's Kyverno log window opens there."""
 NAMESPACE = pytest.StashKey[str]()
 
 TOOLS = ("registry",)
@@ -295,6 +297,8 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
+    if report.when == "setup":
+        item.stash[STARTED] = call.start
     marker = item.get_closest_marker("scenario")
     if marker and report.when == "setup":
         # On the item, so the call and teardown reports carry them too (junitxml reads the
@@ -346,37 +350,23 @@ def _redact_report(report: pytest.TestReport) -> None:
 
 
 def _evidence(item: pytest.Item) -> str:
-    """Events of the test's namespace, the policy status, the Kyverno log tail."""
+    """See `signcheck.evidence`: admission responses, events, policy status, Kyverno's log
+    lines around the test's requests, webhook configurations."""
     run = get_run(item.config)
     if run._target is None:
         return ""
-    parts: list[str] = []
     try:
         res = run.resources()
-        ns = item.stash.get(NAMESPACE, None)
-        if ns:
-            parts.append(f"events in namespace {ns}:\n" + "\n".join(res.cluster.events(ns)))
-        state = run._state
-        if state and state.policy_name:
-            from signcheck.kyverno import Policies
-
-            policy = Policies(res.cluster).get(state.policy_name)
-            status: Any = "policy not found"
-            if policy:
-                # The autogen block repeats the rules for every workload kind: noise here.
-                status = {k: v for k, v in (policy.get("status") or {}).items() if k != "autogen"}
-            parts.append(f"policy {state.policy_name} status:\n{json.dumps(status, indent=2)}")
-        log = run._target.kyverno_log
-        if log and log.is_file():
-            lines = log.read_text(errors="replace").splitlines()
-            # The lines about this test's requests, else the end of the log.
-            mine = [ln for ln in lines if ns and ns in ln][-40:]
-            shown = mine or lines[-40:]
-            what = f"lines mentioning {ns}" if mine else f"last {len(shown)} lines"
-            parts.append(f"Kyverno log ({what} of {log}):\n" + "\n".join(shown))
+        return evidence.collect(
+            run._target,
+            res.cluster,
+            namespace=item.stash.get(NAMESPACE, None),
+            policy_name=run._state.policy_name if run._state else None,
+            admissions=item.stash.get(ADMISSIONS, []),
+            since=item.stash.get(STARTED, time.time() - 60),
+        )
     except Exception:
-        parts.append("evidence collection failed:\n" + traceback.format_exc(limit=3))
-    return redact.redact("\n\n".join(parts))
+        return redact.redact("evidence collection failed:\n" + traceback.format_exc(limit=3))
 
 
 class _Collector:
@@ -492,6 +482,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     so a target that cannot be used is one error and no test runs at all."""
     run = get_run(session.config)
     if not run.is_owner or session.config.option.collectonly or not session.items:
+        return
+    if not any("target" in getattr(i, "fixturenames", ()) for i in session.items):
+        # Nothing collected needs a target (the library's own selftests): boot none.
         return
     try:
         run.target()
