@@ -16,7 +16,7 @@ from signcheck.k8s import Cluster
 from signcheck.target import Registry
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def _tools_built() -> None:
     from signcheck.localenv.env import resolve_tools
 
@@ -27,7 +27,7 @@ def _tools_built() -> None:
 
 
 @pytest.fixture
-def dirs(tmp_path: Path) -> Dirs:
+def dirs(tmp_path: Path, _tools_built: None) -> Dirs:
     return Dirs.under(tmp_path)
 
 
@@ -35,7 +35,7 @@ EnvFactory = Callable[..., RemoteView]
 
 
 @pytest.fixture
-def env_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvFactory]:
+def env_up(tmp_path_factory: pytest.TempPathFactory, _tools_built: None) -> Iterator[EnvFactory]:
     """`env_up(*flags)`: a fresh environment from `signcheck env up`, removed afterwards."""
     started: list[tuple[Dirs, str]] = []
 

@@ -88,7 +88,9 @@ class FailingRun:
 
 
 @pytest.fixture(scope="module")
-def failing_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailingRun]:
+def failing_run(
+    tmp_path_factory: pytest.TempPathFactory, _tools_built: None
+) -> Iterator[FailingRun]:
     base = tmp_path_factory.mktemp("failing-run")
     dirs = Dirs.under(base)
     env, look_for = _planted(base)
