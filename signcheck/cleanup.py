@@ -37,7 +37,7 @@ from signcheck.config import Settings
 from signcheck.errors import ConfigError, SigncheckError
 from signcheck.k8s import Cluster
 from signcheck.localenv.state import OwnerLock, abandoned
-from signcheck.run import IMAGES, RunResources
+from signcheck.run import RunResources, repositories
 from signcheck.shared import Phases
 from signcheck.target import RUN_LABEL, Target
 
@@ -210,15 +210,18 @@ def _settings_for(target: Target) -> Settings:
 
 def run_repositories(client: oci.OciClient, target: Target, run_id: str) -> list[str]:
     """Every repository the run pushed: the registry's catalog under `<prefix>/<run id>/`
-    where it has one, else the suite's own image names."""
+    where it has one, else the suite's own image names (which also name the repository the
+    scoping scenarios keep outside that path)."""
     prefix = f"{target.registry.repository_prefix}/{run_id}/"
+    known = repositories(target)
     try:
         names = client.catalog()
     except Exception:  # oras raises more than RegistryError on refused auth
         names = None
     if names is None:
-        return [target.registry.repository(run_id, role) for role in IMAGES]
-    return [f"{target.registry.host}/{n}" for n in names if n.startswith(prefix)]
+        return known
+    found = {f"{target.registry.host}/{n}" for n in names if n.startswith(prefix)}
+    return sorted(found | {r for r in known if r.partition("/")[2] in names})
 
 
 def _helm_releases(cluster: Cluster, run_id: str) -> list[tuple[str, str]]:

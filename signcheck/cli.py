@@ -1,4 +1,4 @@
-"""The `signcheck` command: tools, the local environment and cleanup.
+"""The `signcheck` command: tools, the local environment, cleanup and the scenario catalogue.
 
 Errors a user can cause print one actionable line (and details) and exit 2; nothing else
 prints a traceback unless SIGNCHECK_DEBUG is set.
@@ -29,6 +29,16 @@ def _tools_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     list_p.set_defaults(func=cli_tools.cmd_list)
 
 
+def _catalogue_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from signcheck import catalogue
+
+    cat = sub.add_parser(
+        "catalogue", help="write docs/catalogue.md from the tests (--check: fail on drift)"
+    )
+    catalogue.add_arguments(cat)
+    cat.set_defaults(func=catalogue.cmd_catalogue)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="signcheck", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -36,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     from signcheck import cli_cleanup
 
     cli_cleanup.add_parser(sub)
+    _catalogue_parser(sub)
     try:
         from signcheck import cli_env
     except ImportError:  # the environment commands arrive with signcheck.localenv

@@ -34,6 +34,8 @@ class Timeouts:
     kyverno_ready: float = 180.0
     """Cluster targets: Kyverno's webhooks registered (after a Helm install, its start)."""
     provision: float = 1800.0
+    policy_report: float = 120.0
+    """Kyverno's reports controller aggregates admission results after a fixed delay."""
     shared_setup: float = 900.0
     """How long an xdist worker waits for another to finish creating session resources."""
 

@@ -16,6 +16,7 @@ import re
 import secrets
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -259,7 +260,7 @@ class Cosign:
         return KeyPair(private, public, password)
 
     def sign_args(
-        self, key: Path | str, reference: str, fmt: SignatureFormat = "legacy"
+        self, key: Path | str, reference: str | Sequence[str], fmt: SignatureFormat = "legacy"
     ) -> list[str]:
         args = ["sign", "--key", str(key), "--tlog-upload=false", *self._registry_flags()]
         if self.major >= 3 and fmt == "legacy":
@@ -271,15 +272,24 @@ class Cosign:
             args += ["--use-signing-config=false"]
         elif fmt == "bundle":
             args += ["--new-bundle-format=true"]
-        return [*args, reference]
+        references = [reference] if isinstance(reference, str) else list(reference)
+        return [*args, *references]
 
     def sign(self, key: KeyPair, reference: str, fmt: SignatureFormat = "legacy") -> Result:
         """Sign `reference` (always `repo@sha256:...`: signing a tag signs whatever the tag
         points to at that moment, which is exactly the race a conformance suite must avoid)."""
-        if "@sha256:" not in reference:
-            raise ValueError(f"sign by digest, not by tag: {reference}")
+        return self.sign_all(key, [reference], fmt)
+
+    def sign_all(
+        self, key: KeyPair, references: Sequence[str], fmt: SignatureFormat = "legacy"
+    ) -> Result:
+        """Sign several digests in one cosign process: the key is decrypted once (scrypt,
+        the costly part), not once per image."""
+        for reference in references:
+            if "@sha256:" not in reference:
+                raise ValueError(f"sign by digest, not by tag: {reference}")
         return self._check(
-            "sign", self.run(self.sign_args(key.key_ref, reference, fmt), key.password)
+            "sign", self.run(self.sign_args(key.key_ref, references, fmt), key.password)
         )
 
     def verify_args(

@@ -8,13 +8,21 @@ problem, never a verdict on signatures.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from signcheck import ivpol
 from signcheck.errors import EnvironmentNotReady
 from signcheck.k8s import Admission, Admitted, Denied, normalise
+from signcheck.kyverno import autogen_rule
+from signcheck.oci import PushedImage
+from signcheck.scenarios import PolicyRef
 
 WEBHOOK = "mutate.kyverno.svc-fail"
 """Kyverno's webhook for verifyImages rules of fail-closed ClusterPolicies (1.15-1.19)."""
+VALIDATE_WEBHOOK = "validate.kyverno.svc-fail"
+"""Where a ClusterPolicy's `verifyDigest` and `required` checks deny."""
+VALIDATE_REASONS = ("missing digest", "unverified image")
 
 
 def describe_policy(policy: dict[str, Any]) -> str:
@@ -35,6 +43,28 @@ def _environment(result: Denied, what: str) -> None:
             "running?); this says nothing about signatures",
             result.message,
         )
+    if result.registry_error:
+        raise EnvironmentNotReady(
+            f"{what}: Kyverno could not read the registry ({result.reason}); check the "
+            "registry's reachability and the credentials Kyverno has for it (its image pull "
+            "secret); this says nothing about signatures",
+            result.message,
+        )
+
+
+def environment_problem(result: Admission, what: str) -> Denied:
+    """The denial must be an environment problem (the registry or the webhook), never a
+    signature verdict: returns it, or says what it was instead."""
+    if isinstance(result, Admitted):
+        raise AssertionError(f"{what} was ADMITTED but Kyverno should not be able to verify it")
+    try:
+        _environment(result, what)
+    except EnvironmentNotReady:
+        return result
+    raise AssertionError(
+        f"{what} was denied as a signature verdict ({result.reason!r}), but the cause is the "
+        f"environment: the report would blame the image\nmessage: {normalise(result.message)}"
+    )
 
 
 def admitted(result: Admission, what: str) -> Admitted:
@@ -53,12 +83,15 @@ def denied(
     what: str,
     *,
     policy: str,
-    rule: str,
+    rule: str | None,
     image: str,
     reason: str,
     webhook: str = WEBHOOK,
     policy_doc: dict[str, Any] | None = None,
 ) -> Denied:
+    """The denial names `webhook`, `policy`, `rule` and `image`, and its reason starts with
+    `reason`. An ImageValidatingPolicy's denial has no rule and names the image inside its
+    message (`rule=None`: the image is looked for in the reason)."""
     if isinstance(result, Admitted):
         raise AssertionError(
             f"{what} was ADMITTED but must be denied. {describe_policy(policy_doc or {})}. "
@@ -68,12 +101,12 @@ def denied(
     _environment(result, what)
     got_reason = normalise(result.reason or "")
     problems = []
-    for field, want, got in (
-        ("webhook", webhook, result.webhook),
-        ("policy", policy, result.policy),
-        ("rule", rule, result.rule),
-        ("image", image, result.image),
-    ):
+    checks = [("webhook", webhook, result.webhook), ("policy", policy, result.policy)]
+    if rule is not None:
+        checks += [("rule", rule, result.rule), ("image", image, result.image)]
+    elif image not in (result.reason or ""):
+        problems.append(f"image: expected {image!r} in the reason, got {result.reason!r}")
+    for field, want, got in checks:
         if want != got:
             problems.append(f"{field}: expected {want!r}, got {got!r}")
     if not got_reason.startswith(normalise(reason)):
@@ -85,3 +118,89 @@ def denied(
             + f"\nmessage: {normalise(result.message)}"
         )
     return result
+
+
+def denied_by(
+    result: Admission,
+    what: str,
+    policy: PolicyRef,
+    *,
+    image: str,
+    reason: str,
+    kind: str = "Pod",
+) -> Denied:
+    """`denied`, with the webhook and rule that the policy's API and the object's kind imply:
+    a ClusterPolicy denies through `mutate.kyverno.svc-fail` (its `verifyDigest`/`required`
+    checks through `validate.kyverno.svc-fail`) under the rule, or its autogen twin for a pod
+    controller; an ImageValidatingPolicy through its own webhook, naming the image in its
+    message."""
+    if policy.api == "ivpol":
+        return denied(
+            result,
+            what,
+            policy=policy.name,
+            rule=None,
+            image=image,
+            reason=reason,
+            webhook=ivpol.webhook(policy.name),
+            policy_doc=policy.doc,
+        )
+    webhook = VALIDATE_WEBHOOK if reason.startswith(VALIDATE_REASONS) else WEBHOOK
+    return denied(
+        result,
+        what,
+        policy=policy.name,
+        rule=autogen_rule(policy.rule or "", kind),
+        image=image,
+        reason=reason,
+        webhook=webhook,
+        policy_doc=policy.doc,
+    )
+
+
+NO_SIGNATURES = {"cpol": "no signatures found", "ivpol": ivpol.MESSAGE}
+"""The reason an unsigned image is denied, per API (an ImageValidatingPolicy says only what
+its message says: which images no attestor verified)."""
+NO_MATCH = {"cpol": "no matching signatures", "ivpol": ivpol.MESSAGE}
+"""The reason an image whose signatures do not verify is denied, per API."""
+
+VERIFY_ANNOTATION = "kyverno.io/verify-images"
+SCOPED_ANNOTATION = "kyverno.io/verify-images-scoped"
+
+
+def verified(
+    result: Admission,
+    what: str,
+    image: PushedImage,
+    api: str,
+    *,
+    by: str = "tag",
+    container: str = "app",
+) -> Admitted:
+    """Admitted *because verified*: the container runs the image pinned to the digest that
+    was verified (a tag becomes `tag@sha256:...`), and a ClusterPolicy recorded the pass in
+    `kyverno.io/verify-images`. An admission without these could be a policy that never
+    looked at the image."""
+    admitted_ = admitted(result, what)
+    obj = admitted_.obj
+    spec = obj.get("spec", {})
+    containers = {
+        c.get("name"): c.get("image")
+        for key in ("initContainers", "containers", "ephemeralContainers")
+        for c in spec.get(key) or []
+    }
+    want = f"{image.by_tag}@{image.digest}" if by == "tag" else image.by_digest
+    got = containers.get(container)
+    assert got == want, (
+        f"{what} was admitted but container {container!r} runs {got!r}, not the verified "
+        f"digest {want!r}: was it verified at admission?"
+    )
+    if api == "cpol":
+        annotations = obj.get("metadata", {}).get("annotations") or {}
+        record = json.loads(annotations.get(VERIFY_ANNOTATION, "{}") or "{}")
+        key = f"{image.repository}@{image.digest}"
+        assert record.get(key) == "pass", (
+            f"{what} was admitted without Kyverno's verification record for {key}: "
+            f"{VERIFY_ANNOTATION}={annotations.get(VERIFY_ANNOTATION)!r}"
+        )
+    return admitted_

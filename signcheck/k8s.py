@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 
 from signcheck.errors import EnvironmentNotReady
-from signcheck.target import RUN_LABEL
+from signcheck.target import OUTSIDE_LABEL, RUN_LABEL
 from signcheck.wait import until
 
 _WEBHOOK = re.compile(r'admission webhook "(?P<webhook>[^"]+)" denied the request:?')
@@ -34,7 +34,18 @@ _BLOCKED = re.compile(
 # for" (the seed's wording); the reference never contains ": ", so a lazy match stops there.
 _VERIFY = re.compile(r"failed to verify (?:image|signature for) (?P<image>\S+?):\s+(?P<rest>.*)")
 _ATTESTOR = re.compile(r"^(?P<path>\.attestors\[\d+\](?:\.[\w]+(?:\[\d+\])?)*):\s*(?P<reason>.*)$")
-_IVPOL = re.compile(r"Policy (?P<policy>\S+) failed: (?P<reason>.*)")
+# ImageValidatingPolicy: "Policy <name> failed: <message>" (a validation said no) or
+# "Policy <name> error: <error>" (it could not be evaluated, e.g. the registry refused).
+_IVPOL = re.compile(r"Policy (?P<policy>\S+) (?P<how>failed|error): (?P<reason>.*)")
+# The validate webhook's own verdicts on verifyImages rules (verifyDigest, required).
+_VALIDATE = re.compile(r"^(?P<reason>missing digest for|unverified image) (?P<image>\S+)$")
+# A registry that refused or could not be reached: says nothing about signatures.
+_REGISTRY = re.compile(
+    r"unauthorized|authentication required|\bforbidden\b|\bDENIED:|manifest unknown|"
+    r"name unknown|connection refused|no such host|i/o timeout|tls: |x509: |"
+    r"server gave http response|failed to get imagedata|failed to resolve digest",
+    re.IGNORECASE,
+)
 _UNREACHABLE = re.compile(r'failed calling webhook "(?P<webhook>[^"]+)"')
 
 
@@ -86,6 +97,21 @@ class Denied:
         signature verdict."""
         return _UNREACHABLE.search(self.message) is not None
 
+    @property
+    def registry_error(self) -> bool:
+        """Kyverno could not read the registry (no or wrong credentials, unreachable, TLS):
+        an environment problem, not a signature verdict."""
+        return bool(self.reason) and _REGISTRY.search(self.reason or "") is not None
+
+    @property
+    def verdict(self) -> str:
+        """`signature` (a verdict on the image), or `environment: webhook|registry`."""
+        if self.webhook_unavailable:
+            return "environment: webhook unavailable"
+        if self.registry_error:
+            return "environment: registry"
+        return "signature"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "admitted": False,
@@ -97,6 +123,7 @@ class Denied:
             "reason": self.reason,
             "attestor": self.attestor,
             "resource": self.resource,
+            "verdict": self.verdict,
             "message": self.message,
         }
 
@@ -148,7 +175,9 @@ def parse_denial(message: str, code: int = 400, image: str | None = None) -> Den
                 iv.group("policy"),
                 None,
                 None,
-                iv.group("reason"),
+                iv.group("reason")
+                if iv.group("how") == "failed"
+                else f"error: {iv.group('reason')}",
                 resource=resource,
             )
         return Denied(message, code, webhook, resource=resource)
@@ -159,6 +188,8 @@ def parse_denial(message: str, code: int = 400, image: str | None = None) -> Den
         img, reason = v.group("image"), v.group("rest")
         if a := _ATTESTOR.match(reason):
             attestor, reason = a.group("path"), a.group("reason")
+    elif w := _VALIDATE.match(text):
+        img, reason = w.group("image"), w.group("reason").removesuffix(" for")
     return Denied(message, code, webhook, policy, rule, img, reason, attestor, resource, failures)
 
 
@@ -235,17 +266,46 @@ class Cluster:
 
     # -- admission --------------------------------------------------------------------
 
-    def create(self, obj: dict[str, Any], image: str | None = None) -> Admission:
-        """Create `obj`; a refusal comes back as a parsed `Denied`, never as an exception."""
+    def create(
+        self, obj: dict[str, Any], image: str | None = None, dry_run: bool = False
+    ) -> Admission:
+        """Create `obj`; a refusal comes back as a parsed `Denied`, never as an exception.
+        `dry_run` sends it through admission without storing it."""
         namespace = obj.get("metadata", {}).get("namespace")
+        extra = {"dry_run": "All"} if dry_run else {}
         try:
-            created = self._resource(obj).create(body=obj, namespace=namespace)
+            created = self._resource(obj).create(body=obj, namespace=namespace, **extra)
         except DynamicApiError as err:
             message, code = _status_message(err.body, str(err))
             if err.status in (400, 403, 422, 500) or "admission webhook" in message:
                 return parse_denial(message, code or err.status, image)
             raise
         return Admitted(created.to_dict())
+
+    def patch_pod(
+        self,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        subresource: str | None = None,
+        image: str | None = None,
+    ) -> Admission:
+        """Strategic-merge patch a pod (or its `ephemeralcontainers` subresource, which is
+        how `kubectl debug` adds a container); a refusal comes back as `Denied`."""
+        try:
+            if subresource == "ephemeralcontainers":
+                pod = self.core.patch_namespaced_pod_ephemeralcontainers(name, namespace, patch)
+            elif subresource is None:
+                pod = self.core.patch_namespaced_pod(name, namespace, patch)
+            else:
+                raise ValueError(f"unsupported pod subresource {subresource!r}")
+        except ApiException as err:
+            message, code = _status_message(err.body, str(err))
+            if err.status in (400, 403, 422, 500) or "admission webhook" in message:
+                return parse_denial(message, code or err.status, image)
+            raise
+        return Admitted(self.api.sanitize_for_serialization(pod))
 
     def get(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         meta = obj["metadata"]
@@ -267,9 +327,19 @@ class Cluster:
 
     # -- namespaces -------------------------------------------------------------------
 
-    def create_namespace(self, name: str, run_id: str, **labels: str) -> None:
+    def create_namespace(
+        self,
+        name: str,
+        run_id: str,
+        *,
+        outside: bool = False,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        """A namespace of the run (labelled with the run id, so the run's policies apply), or
+        with `outside=True` one that no policy of the run selects."""
+        own = {OUTSIDE_LABEL: run_id} if outside else {RUN_LABEL: run_id}
         body = client.V1Namespace(
-            metadata=client.V1ObjectMeta(name=name, labels={RUN_LABEL: run_id, **labels})
+            metadata=client.V1ObjectMeta(name=name, labels={**own, **(labels or {})})
         )
         try:
             self.core.create_namespace(body)
@@ -282,6 +352,9 @@ class Cluster:
             lambda: self._has_default_sa(name),
             what=f"ServiceAccount default in namespace {name}",
             timeout=30,
+            interval=0.02,
+            backoff=2.0,
+            max_interval=0.25,
         )
 
     def _has_default_sa(self, namespace: str) -> bool:
@@ -317,8 +390,12 @@ class Cluster:
         return True
 
     def run_namespaces(self, run_id: str) -> list[str]:
-        items = self.core.list_namespace(label_selector=f"{RUN_LABEL}={run_id}").items
-        return sorted(str(ns.metadata.name) for ns in items if ns.metadata)
+        """The run's namespaces, and those it made to stand outside its scope."""
+        names: set[str] = set()
+        for label in (RUN_LABEL, OUTSIDE_LABEL):
+            items = self.core.list_namespace(label_selector=f"{label}={run_id}").items
+            names.update(str(ns.metadata.name) for ns in items if ns.metadata)
+        return sorted(names)
 
     # -- pods and evidence ------------------------------------------------------------
 

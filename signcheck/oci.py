@@ -259,6 +259,19 @@ class OciClient:
             )
         return resp
 
+    def requires_auth(self) -> bool:
+        """Whether the registry refuses anonymous clients (answers /v2/ with a challenge)."""
+        return bool(self._challenge())
+
+    def has_referrers_api(self, image: PushedImage) -> bool:
+        """Whether the registry serves the OCI 1.1 referrers API (`GET
+        /v2/<name>/referrers/<digest>`); without it cosign v3 falls back to the referrers
+        tag schema (a `sha256-<hex>` tag holding an index)."""
+        _, path = split_repository(image.repository)
+        url = f"{self._base}/v2/{path}/referrers/{image.digest}"
+        resp = self._request(f"referrers of {image.by_digest}", "GET", url, ok=(200, 404, 405))
+        return resp.status_code == 200 and "index" in resp.headers.get("Content-Type", "")
+
     def ping(self, timeout: float = 5.0) -> None:
         """Fail fast, in one sentence, when the registry is unreachable or refuses our
         credentials (oras itself retries for minutes before giving up)."""

@@ -22,10 +22,17 @@ from typing import Any
 
 import pytest
 
-from signcheck import cleanup, evidence, profile, redact, shared, targets, toolbuild
+from signcheck import catalogue, cleanup, evidence, profile, redact, shared, targets, toolbuild
 from signcheck.config import SABOTAGE, Settings, Timeouts
 from signcheck.errors import ConfigError, EnvironmentNotReady, SigncheckError
-from signcheck.report import RunSummary, TestResult, admission_text, now_iso, write_json
+from signcheck.report import (
+    RunSummary,
+    TestResult,
+    admission_text,
+    compatibility_html,
+    now_iso,
+    write_json,
+)
 from signcheck.run import RunResources, State
 from signcheck.target import Target, new_run_id
 from signcheck.wait import until, waited_seconds
@@ -34,6 +41,9 @@ ADMISSIONS = pytest.StashKey[list[dict[str, Any]]]()
 STARTED = pytest.StashKey[float]()
 """When the test's setup began (epoch s): the evidence's Kyverno log window opens there."""
 NAMESPACE = pytest.StashKey[str]()
+COMPAT = pytest.StashKey[dict[str, Any]]()
+"""A compatibility result a test recorded (signature format x policy API): reported as a
+result of its own, never a silent skip."""
 
 TOOLS = ("registry",)
 """Tools the suite itself needs before the target boots (cosign is added per settings)."""
@@ -254,9 +264,16 @@ def get_run(config: pytest.Config) -> SigncheckRun:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "scenario(id, step): the conformance scenario a test proves (stable ID)"
+        "markers",
+        "scenario(id, step, expect): the conformance scenario a test proves (stable ID)",
     )
     config.addinivalue_line("markers", "integration: needs real tools (registry, cosign)")
+    config.addinivalue_line(
+        "markers", "expect(text): a parametrized case's own expected outcome (catalogue)"
+    )
+    config.addinivalue_line(
+        "markers", "late: run after the other tests (it waits for something started at setup)"
+    )
     run = SigncheckRun(config)
     config.stash[_RUN] = run
     if run.is_owner:
@@ -284,6 +301,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         run._claim.release()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `late` run after the others (a stable sort keeps every other order): they
+    check the outcome of something the run started at setup, such as Kyverno's PolicyReports,
+    which appear only after a fixed aggregation delay that the other tests then cover."""
+    items.sort(key=lambda item: item.get_closest_marker("late") is not None)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     run = get_run(node.config)
@@ -299,12 +323,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = outcome.get_result()
     if report.when == "setup":
         item.stash[STARTED] = call.start
-    marker = item.get_closest_marker("scenario")
-    if marker and report.when == "setup":
+    entry = catalogue.entry(item)
+    if entry and report.when == "setup":
         # On the item, so the call and teardown reports carry them too (junitxml reads the
         # teardown report's properties).
-        _add_property(item, report, "scenario", marker.args[0])
-        _add_property(item, report, "seed_step", marker.kwargs.get("step", ""))
+        _add_property(item, report, "scenario", entry.id)
+        _add_property(item, report, "seed_step", entry.title)
+        _add_property(item, report, "expect", entry.expect)
+        _add_property(item, report, "proves", entry.proves)
     admissions = item.stash.get(ADMISSIONS, [])
     extras: list[Any] = list(getattr(report, "extras", []))
     if report.when == "call" and admissions:
@@ -316,6 +342,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         message = redact.redact(str(call.excinfo.value).splitlines()[0])
         _add_property(item, report, "environment_error", message)
         item.session.shouldfail = f"signcheck: environment error: {message}"
+    compat = item.stash.get(COMPAT, None)
+    if report.when == "call" and compat:
+        _add_property(item, report, "compat", json.dumps(compat))
     if report.failed and report.when in ("setup", "call"):
         evidence = _evidence(item)
         if evidence:
@@ -393,8 +422,12 @@ class _Collector:
         if "scenario" in props:
             result.scenario = str(props["scenario"])
             result.step = str(props.get("seed_step", ""))
+            result.expect = str(props.get("expect", ""))
+            result.proves = str(props.get("proves", ""))
         if "admission" in props:
             result.admission = json.loads(str(props["admission"]))
+        if "compat" in props:
+            result.compat = json.loads(str(props["compat"]))
         if report.when == "call":
             if hasattr(report, "wasxfail"):
                 result.outcome = "xfailed" if report.skipped else "xpassed"
@@ -408,6 +441,8 @@ class _Collector:
             result.message = redact.redact(_short_message(report))
         if "environment_error" in props and report.when == "call":
             result.outcome = "error"
+            # Not a verdict on signatures: the registry, the webhook or the cluster failed.
+            result.failure = "environment"
             self.run.summary.problems.append(f"environment: {props['environment_error']}")
 
     @pytest.hookimpl(trylast=True)
@@ -516,3 +551,31 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_report_title(report: Any) -> None:
     report.title = "signcheck conformance report"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(
+    prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session
+) -> None:
+    """The scenario catalogue (with this run's outcomes) and the compatibility results."""
+    collector = session.config.pluginmanager.get_plugin("signcheck-collector")
+    if not isinstance(collector, _Collector):
+        return
+    tests = list(collector.by_id.values())
+    compat = compatibility_html(tests)
+    if compat:
+        postfix.append(compat)
+    rows = [
+        {
+            "id": t.scenario,
+            "title": t.step,
+            "proves": t.proves,
+            "expect": t.expect,
+            "outcome": t.outcome + (f" ({t.failure})" if t.failure else ""),
+        }
+        for t in tests
+        if t.scenario
+    ]
+    section = catalogue.render_html(rows)
+    if section:
+        postfix.append(section)

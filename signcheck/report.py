@@ -29,6 +29,14 @@ class TestResult:
     step: str | None = None
     message: str = ""
     admission: list[dict[str, Any]] = field(default_factory=list)
+    expect: str = ""
+    """The scenario's exact expected outcome (from the catalogue)."""
+    proves: str = ""
+    failure: str | None = None
+    """`environment` when the test failed on the environment (registry, webhook, cluster):
+    not a verdict on signatures."""
+    compat: dict[str, Any] | None = None
+    """A compatibility result (signature format x policy API), when the test records one."""
 
 
 @dataclass
@@ -56,9 +64,18 @@ class RunSummary:
         counts["total"] = len(self.tests)
         return counts
 
+    @property
+    def compatibility(self) -> list[dict[str, Any]]:
+        return [{"scenario": t.scenario, **t.compat} for t in self.tests if t.compat]
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data = {"schema": SCHEMA, **data, "totals": self.totals}
+        data = {
+            "schema": SCHEMA,
+            **data,
+            "totals": self.totals,
+            "compatibility": self.compatibility,
+        }
         return dict(redact.redact_obj(data))
 
 
@@ -80,9 +97,41 @@ def admission_text(entries: list[dict[str, Any]]) -> str:
     for e in entries:
         head = f"{e.get('request', '?')}: {'ADMITTED' if e.get('admitted') else 'DENIED'}"
         out.append(head)
-        for key in ("webhook", "policy", "rule", "image", "reason", "code"):
+        for key in ("webhook", "policy", "rule", "image", "reason", "verdict", "code"):
             if e.get(key) is not None:
                 out.append(f"  {key}: {e[key]}")
         if e.get("message"):
             out.append("  message: " + str(e["message"]).replace("\n", "\n    "))
     return redact.redact("\n".join(out))
+
+
+def compatibility_html(tests: list[TestResult]) -> str:
+    """The signature-format compatibility results as an HTML table (empty if none)."""
+    import html
+
+    records = [t.compat for t in tests if t.compat]
+    if not records:
+        return ""
+    head = ("format", "signed by", "policy", "result", "reason", "expected", "storage")
+    rows = []
+    for r in sorted(records, key=lambda r: (str(r.get("policy")), str(r.get("format")))):
+        cells = [
+            r.get("format", ""),
+            r.get("signed_by", ""),
+            r.get("policy", ""),
+            r.get("result", ""),
+            r.get("reason", ""),
+            r.get("expected", ""),
+            r.get("storage", ""),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return (
+        '<h2 id="compatibility">Signature format compatibility</h2>'
+        "<p>What the Kyverno under test accepts for each cosign signature format, per policy "
+        "API (recorded on every run, never skipped).</p>"
+        '<table class="signcheck-compat"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )

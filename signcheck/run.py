@@ -9,23 +9,31 @@ says what is still there.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from signcheck import images, kyverno, lockout, oci, signing
+from signcheck import images, kyverno, lockout, oci, scenarios, shared, signing
 from signcheck.config import Settings
 from signcheck.cosign import Cosign, KeyPair
 from signcheck.errors import SigncheckError
 from signcheck.k8s import Cluster
-from signcheck.shared import Phases
 from signcheck.target import Target
 from signcheck.wait import until
 
 IMAGES = ("signed", "unsigned", "otherkey")
 """signed: signed with the policy's key; unsigned: never signed; otherkey: signed with a key
 the policy does not list."""
+
+
+def repositories(target: Target) -> list[str]:
+    """Every repository a run may push to (teardown removes them all)."""
+    reg, run_id = target.registry, target.run_id
+    roles = [*IMAGES, *scenarios.IMAGES]
+    return [reg.repository(run_id, r) for r in roles] + [scenarios.outside_repository(target)]
 
 
 def policy_name(target: Target, settings: Settings) -> str:
@@ -37,10 +45,16 @@ def policy_name(target: Target, settings: Settings) -> str:
 
 
 def namespace_name(run_id: str, test_name: str) -> str:
-    """A DNS-label namespace per test: short, readable, unique within the run."""
+    """A DNS-label namespace per test: short, readable, unique within the run (a name too
+    long for a label keeps its start and a hash of the whole, so parametrized tests whose
+    names differ only at the end never share a namespace)."""
     slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")
     suffix = run_id.rsplit("-", 1)[-1]
-    return f"sc-{suffix}-{slug}"[:63].rstrip("-")
+    name = f"sc-{suffix}-{slug}"
+    if len(name) > 63:
+        digest = hashlib.sha256(slug.encode()).hexdigest()[:8]
+        name = f"{name[:54].rstrip('-')}-{digest}"
+    return name
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,8 @@ class State:
     policy_name: str
     rule_name: str
     sabotage: str
+    scenarios: dict[str, Any]
+    """`signcheck.scenarios.Scenarios.to_dict()`: what the scenarios beyond the seed use."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -86,11 +102,12 @@ class State:
             policy_name=data["policy_name"],
             rule_name=data["rule_name"],
             sabotage=data["sabotage"],
+            scenarios=data["scenarios"],
         )
 
 
 class RunResources:
-    def __init__(self, target: Target, settings: Settings, phases: Phases) -> None:
+    def __init__(self, target: Target, settings: Settings, phases: shared.Phases) -> None:
         self.target = target
         self.settings = settings
         self.phases = phases
@@ -116,12 +133,19 @@ class RunResources:
     def repository(self, role: str) -> str:
         return self.target.registry.repository(self.target.run_id, role)
 
+    @property
+    def policy_name(self) -> str:
+        return policy_name(self.target, self.settings)
+
+    def namespace_name(self, slug: str) -> str:
+        return namespace_name(self.target.run_id, slug)
+
     def render_policy(self, public_keys: tuple[str, ...], **overrides: Any) -> dict[str, Any]:
         spec = kyverno.PolicySpec(
             run_id=self.target.run_id,
             image_references=(self.target.registry.run_glob(self.target.run_id),),
             public_keys=public_keys,
-            name=policy_name(self.target, self.settings),
+            name=self.policy_name,
             seed_exact=self.settings.seed_exact_policy,
             **overrides,
         )
@@ -135,29 +159,51 @@ class RunResources:
         with self.phases.time("images"):
             push = images.pusher(self.settings, self.target.registry, self.target.run_dir)
             pushed = {role: push(self.repository(role), run_id) for role in IMAGES}
+            scenario_images, outside = scenarios.push_images(self)
         keys_dir = self.target.run_dir / "keys"
         with self.phases.time("signing"):
             # The user's cosign.key or KMS key when configured, else a key pair per run.
             main: KeyPair = signing.main_key(
                 self.settings, cosign, keys_dir / "main", create=True
             ) or cosign.generate_key_pair(keys_dir / "main")
-            other: KeyPair = cosign.generate_key_pair(keys_dir / "other")
-            cosign.sign(main, pushed["signed"].by_digest)
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                other, third = pool.map(
+                    lambda name: cosign.generate_key_pair(keys_dir / name), ("other", "third")
+                )
+            keys = {"main": main, "other": other, "third": third}
+            compat = scenarios.sign_images(self, cosign, keys, pushed, scenario_images)
             signing.verify_with_kms(cosign, main, pushed["signed"].by_digest)
-            cosign.sign(other, pushed["otherkey"].by_digest)
         sabotage = self.settings.sabotage
         policy: dict[str, Any] = {}
-        name = policy_name(self.target, self.settings)
+        name = self.policy_name
+        to_apply: list[dict[str, Any]] = []
         if sabotage != "no-policy":
             key = other.public_pem if sabotage == "other-key" else main.public_pem
             if sabotage == "audit":
                 policy = self.render_policy((key,), action="Audit", mutate_digest=False)
             else:
                 policy = self.render_policy((key,))
-            policies = kyverno.Policies(self.cluster)
-            with self.phases.time("policy ready"):
-                policies.apply(policy)
-                policies.wait_ready(name, self.settings.timeouts.policy_ready)
+            to_apply.append(policy)
+        requires_auth = self.registry.requires_auth()
+        variants = scenarios.variant_policies(self, main, other, requires_auth)
+        to_apply += [ref.doc for ref in variants.values()]
+        with self.phases.time("policy ready"):
+            # One wait for all: Kyverno configures its webhooks for them together.
+            kyverno.apply_all(self.cluster, to_apply, self.settings.timeouts.policy_ready)
+        audit_ns: str | None = None
+        audit_pods: list[dict[str, Any]] = []
+        if "audit" in variants:
+            audit_ns, audit_pods = scenarios.start_audit(self, pushed)
+        extra = scenarios.Scenarios(
+            images=scenario_images,
+            outside=outside,
+            third_public_key=third.public_key,
+            policies=variants,
+            registry_requires_auth=requires_auth,
+            audit_pods=audit_pods,
+            audit_namespace=audit_ns,
+            compat=compat,
+        )
         state = State(
             run_id=run_id,
             images=Images(**pushed),
@@ -169,6 +215,7 @@ class RunResources:
             policy_name=name,
             rule_name="check-image",
             sabotage=sabotage,
+            scenarios=extra.to_dict(),
         )
         return state.to_dict()
 
@@ -180,8 +227,7 @@ class RunResources:
         errors: list[str] = []
         run_id = self.target.run_id
         try:
-            for name in kyverno.Policies(self.cluster).run_policies(run_id):
-                kyverno.Policies(self.cluster).delete(name)
+            kyverno.delete_run_policies(self.cluster, run_id)
         except Exception as err:
             errors.append(f"policies: {err}")
         try:
@@ -189,11 +235,18 @@ class RunResources:
                 self.cluster.delete_namespace(ns, wait=None)
         except Exception as err:
             errors.append(f"namespaces: {err}")
-        for role in IMAGES:
+        for repository in repositories(self.target):
             try:
-                self.registry.delete_repository(self.repository(role))
+                self.registry.delete_repository(repository)
             except SigncheckError as err:
-                errors.append(f"images {role}: {err.message}")
+                errors.append(f"images {repository}: {err.message}")
+        # Manifests a tag no longer names (a re-pointed tag's signed original) are invisible
+        # to a listing of tags but still stored: delete them by the digests the run recorded.
+        for repository, digest in self._recorded_digests():
+            try:
+                self.registry.delete(repository, digest)
+            except SigncheckError as err:
+                errors.append(f"images {repository}@{digest}: {err.message}")
         try:
             # With Kyverno gone, its fail-closed webhook still holds the pod rules our policy
             # put there, and refuses pods in every namespace: never leave a cluster so.
@@ -203,6 +256,17 @@ class RunResources:
         except Exception as err:
             errors.append(f"lockout check: {type(err).__name__}: {err}")
         return errors
+
+    def _recorded_digests(self) -> list[tuple[str, str]]:
+        """(repository, digest) of every image the scenarios recorded, in this run's
+        repositories only."""
+        state = shared.read(self.target.run_dir, "resources") or {}
+        mine = set(repositories(self.target))
+        found = []
+        for image in ((state.get("scenarios") or {}).get("images") or {}).values():
+            if isinstance(image, dict) and image.get("repository") in mine:
+                found.append((str(image["repository"]), str(image["digest"])))
+        return found
 
     def leftovers(self, wait: float = 0.0) -> dict[str, list[str]]:
         """What of the run still exists (waiting up to `wait` s for namespaces to go)."""
@@ -219,13 +283,13 @@ class RunResources:
         namespaces = self.cluster.run_namespaces(run_id)
         if namespaces:
             found["namespaces"] = namespaces
-        policies = kyverno.Policies(self.cluster).run_policies(run_id)
+        policies = kyverno.run_policies(self.cluster, run_id)
         if policies:
             found["policies"] = policies
         tags = [
-            f"{self.repository(role)}:{tag}"
-            for role in IMAGES
-            for tag in self.registry.tags(self.repository(role))
+            f"{repository}:{tag}"
+            for repository in repositories(self.target)
+            for tag in self.registry.tags(repository)
         ]
         if tags:
             found["images"] = tags

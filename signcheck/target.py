@@ -21,6 +21,10 @@ Scheme = Literal["http", "https"]
 RUN_LABEL = "signcheck.io/run"
 """Label (and annotation prefix) carried by everything a run creates in a cluster."""
 
+OUTSIDE_LABEL = "signcheck.io/outside-of"
+"""On the namespaces a run creates to stand *outside* its scope (no RUN_LABEL, so no policy
+of the run matches them): lets teardown find them all the same."""
+
 
 def new_run_id() -> str:
     """Sortable, readable and unique: a valid label value, tag and path component."""

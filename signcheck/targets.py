@@ -72,7 +72,9 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
             "the local target is not available in this checkout (signcheck.localenv is "
             "missing); run with --target cluster"
         ) from err
-    with LocalEnv(EnvSettings(run_id=run_id, keep=settings.keep)) as env:
+    # The registry requires credentials, like the seed's Container Registry: Kyverno reads
+    # them from its image pull secret (the seed's `imagePullSecrets.regcred`).
+    with LocalEnv(EnvSettings(run_id=run_id, keep=settings.keep, registry_auth=True)) as env:
         yield from_env_info(env.info, run_dir)
 
 

@@ -18,7 +18,12 @@ REPORT_TIMEOUT = 90.0
 """The reports-controller aggregates admission results some seconds after the request."""
 
 
-@pytest.mark.scenario("SEED-09", step="Install Policy Reporter: it shows the run's results")
+@pytest.mark.scenario(
+    "SEED-09",
+    step="Install Policy Reporter: it shows the run's results",
+    expect="with --policy-reporter: the signed pod's admission is a pass of the run's policy "
+    "and rule, the denied pod appears in no report (skipped without --policy-reporter)",
+)
 def test_policy_reports_show_the_signed_pod(
     signcheck_run: SigncheckRun,
     cluster: Cluster,
@@ -27,6 +32,7 @@ def test_policy_reports_show_the_signed_pod(
     admit: Callable[..., Admission],
     pod_for: Callable[[str, str], dict[str, Any]],
 ) -> None:
+    """What the seed's optional Policy Reporter shows matches what admission decided."""
     if not signcheck_run.settings.policy_reporter:
         pytest.skip("Policy Reporter not requested (--policy-reporter): the seed's optional step")
     signed = admit(pod_for("pod", run_state.images.signed.by_tag))

@@ -22,10 +22,15 @@ PodFor = Callable[[str, str], dict[str, Any]]
 Admit = Callable[..., Admission]
 
 
-@pytest.mark.scenario("SEED-01", step="Sign the image: a sha256-<hex>.sig object appears")
+@pytest.mark.scenario(
+    "SEED-01",
+    step="Sign the image: a sha256-<hex>.sig object appears",
+    expect="the tag exists; its payload names the signed digest; the unsigned image has none",
+)
 def test_signature_artefact_names_the_digest(
     registry_client: oci.OciClient, images: Images
 ) -> None:
+    """cosign stores the signature where the seed says, bound to the signed digest."""
     signed = images.signed
     tags = registry_client.tags(signed.repository)
     assert signed.signature_tag in tags, f"no {signed.signature_tag} in {signed.repository}: {tags}"
@@ -41,8 +46,13 @@ def test_signature_artefact_names_the_digest(
     assert registry_client.signature(unsigned.repository, unsigned.digest) is None
 
 
-@pytest.mark.scenario("SEED-02", step="Check manually that the signature is correct")
+@pytest.mark.scenario(
+    "SEED-02",
+    step="Check manually that the signature is correct",
+    expect="cosign verify: verified; the claims name the digest and the repository",
+)
 def test_cosign_verify_signed(cosign: Cosign, run_state: State) -> None:
+    """The signature verifies with the public key, outside the cluster."""
     signed = run_state.images.signed
     result = cosign.verify(run_state.public_key, signed.by_tag)
     assert result.ok, f"cosign verify failed: {result.outcome}: {result.result.error}"
@@ -50,8 +60,13 @@ def test_cosign_verify_signed(cosign: Cosign, run_state: State) -> None:
     assert result.identities == [signed.repository]
 
 
-@pytest.mark.scenario("SEED-03", step="cosign verify of an unsigned image fails")
+@pytest.mark.scenario(
+    "SEED-03",
+    step="cosign verify of an unsigned image fails",
+    expect="exit 10, no signatures found (the signed image verifies with the same key)",
+)
 def test_cosign_verify_unsigned(cosign: Cosign, run_state: State) -> None:
+    """cosign itself tells an unsigned image apart (so a denial later is no surprise)."""
     result = cosign.verify(run_state.public_key, run_state.images.unsigned.by_tag)
     assert result.outcome == "no_signatures", (result.outcome, result.result.error)
     assert "no signatures found" in result.result.error
@@ -59,8 +74,13 @@ def test_cosign_verify_unsigned(cosign: Cosign, run_state: State) -> None:
     assert cosign.verify(run_state.public_key, run_state.images.signed.by_digest).ok
 
 
-@pytest.mark.scenario("SEED-04", step="Create a policy (kubectl apply -f policy.yaml): Ready")
+@pytest.mark.scenario(
+    "SEED-04",
+    step="Create a policy (kubectl apply -f policy.yaml): Ready",
+    expect="the policy is Ready, enforcing, fail-closed, 30 s, with the signing key",
+)
 def test_policy_ready(policies: kyverno.Policies, run_state: State) -> None:
+    """The policy under test is the seed's, live and enforcing, with the signing key."""
     assert run_state.policy, expect.describe_policy(run_state.policy)
     live = policies.get(run_state.policy_name)
     assert live is not None, f"ClusterPolicy {run_state.policy_name} does not exist"
@@ -77,7 +97,11 @@ def test_policy_ready(policies: kyverno.Policies, run_state: State) -> None:
     )
 
 
-@pytest.mark.scenario("SEED-05", step="Create a pod from the signed image: pod/pod created")
+@pytest.mark.scenario(
+    "SEED-05",
+    step="Create a pod from the signed image: pod/pod created",
+    expect="admitted, pinned to its digest, verification recorded, Running (local target)",
+)
 def test_signed_pod_admitted_and_running(
     pod_for: PodFor,
     admit: Admit,
@@ -87,6 +111,7 @@ def test_signed_pod_admitted_and_running(
     signcheck_run: SigncheckRun,
     namespace: str,
 ) -> None:
+    """A signed image runs, and it runs the verified digest."""
     signed = images.signed
     result = expect.admitted(admit(pod_for("pod", signed.by_tag), signed.by_tag), "signed pod")
     image = result.obj["spec"]["containers"][0]["image"]
@@ -105,10 +130,16 @@ def test_signed_pod_admitted_and_running(
         )
 
 
-@pytest.mark.scenario("SEED-06", step="Create a pod from an unsigned image: denied by Kyverno")
+@pytest.mark.scenario(
+    "SEED-06",
+    step="Create a pod from an unsigned image: denied by Kyverno",
+    expect="denied by mutate.kyverno.svc-fail, policy and rule check-image, the image: "
+    "no signatures found (a signed control pod admitted beside it)",
+)
 def test_unsigned_pod_denied(
     pod_for: PodFor, admit: Admit, images: Images, run_state: State
 ) -> None:
+    """An unsigned image is refused at admission, with Kyverno's own reason."""
     # Control first: the signed image is admitted in the same namespace, so the denial
     # below can only be about the signature.
     expect.admitted(
@@ -126,10 +157,15 @@ def test_unsigned_pod_denied(
     )
 
 
-@pytest.mark.scenario("SEED-07", step="A pod from an image signed with another key is denied")
+@pytest.mark.scenario(
+    "SEED-07",
+    step="A pod from an image signed with another key is denied",
+    expect="denied: no matching signatures (a signed control pod admitted beside it)",
+)
 def test_other_key_pod_denied(
     pod_for: PodFor, admit: Admit, images: Images, run_state: State
 ) -> None:
+    """A signature by a key the policy does not list is no signature."""
     expect.admitted(
         admit(pod_for("control", images.signed.by_tag), images.signed.by_tag), "signed control pod"
     )

@@ -19,10 +19,15 @@ from signcheck.shared import Phases
 from signcheck.target import Target, new_run_id
 
 
-@pytest.mark.scenario("SEED-08", step="Delete the resources you created: nothing is left")
+@pytest.mark.scenario(
+    "SEED-08",
+    step="Delete the resources you created: nothing is left",
+    expect="a miniature run's namespaces, policies and images all gone after its teardown",
+)
 def test_teardown_removes_everything(
     target: Target, cluster: Cluster, signcheck_run: SigncheckRun, run_state: State
 ) -> None:
+    """What a run creates (namespaces, policies, images), its teardown removes."""
     mini = replace(target, run_id="td-" + new_run_id())
     res = RunResources(mini, signcheck_run.settings, Phases(mini.run_dir))
     pushed = res.registry.push_image(res.repository("signed"), mini.run_id)

@@ -93,3 +93,39 @@ def test_image_validating_policy_wording() -> None:
 
 def test_normalise() -> None:
     assert k8s.normalise(" a\n   b\t c ") == "a b c"
+
+
+def test_validate_webhook_verdicts_name_the_image() -> None:
+    msg = kyverno_message(f"missing digest for {IMAGE}").replace("mutate.", "validate.")
+    d = k8s.parse_denial(msg)
+    assert d.webhook == "validate.kyverno.svc-fail"
+    assert (d.image, d.reason, d.verdict) == (IMAGE, "missing digest", "signature")
+    d = k8s.parse_denial(kyverno_message(f"unverified image {IMAGE}"))
+    assert (d.image, d.reason) == (IMAGE, "unverified image")
+
+
+def test_registry_errors_are_environment_problems() -> None:
+    msg = kyverno_message(
+        f"failed to verify image {IMAGE}: .attestors[0].entries[0].keys: GET "
+        "http://127.0.0.1:45123/v2/signcheck/x/unsigned/manifests/t: UNAUTHORIZED: "
+        "authentication required; [map[Action:pull Class: Name:signcheck/x Type:repository]]"
+    )
+    d = k8s.parse_denial(msg)
+    assert d.registry_error and d.verdict == "environment: registry"
+    assert d.as_dict()["verdict"] == "environment: registry"
+    signature = k8s.parse_denial(
+        kyverno_message(
+            f"failed to verify image {IMAGE}: .attestors[0].entries[0].keys: no signatures found"
+        )
+    )
+    assert not signature.registry_error and signature.verdict == "signature"
+
+
+def test_image_validating_policy_error_wording() -> None:
+    d = k8s.parse_denial(
+        'admission webhook "ivpol.mutate.kyverno.svc-fail-finegrained-p" denied the request: '
+        "Policy p error: failed to update digest: failed to resolve digest for image x:1: GET "
+        "http://h/v2/x/manifests/1: UNAUTHORIZED: authentication required"
+    )
+    assert d.policy == "p" and d.reason is not None and d.reason.startswith("error: failed")
+    assert d.registry_error

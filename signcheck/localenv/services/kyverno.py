@@ -26,7 +26,8 @@ CONFIGMAP = "kyverno"
 METRICS_CONFIGMAP = "kyverno-metrics"
 CA_SECRET = "kyverno-svc.kyverno.svc.kyverno-tls-ca"
 TLS_SECRET = "kyverno-svc.kyverno.svc.kyverno-tls-pair"
-PULL_SECRET = "signcheck-registry"
+PULL_SECRET = "regcred"
+"""The seed's `imagePullSecrets.regcred` (its Helm chart names the Secret after the key)."""
 
 
 def _sa(name: str) -> str:

@@ -1,0 +1,120 @@
+"""Signature formats: cosign v2's legacy `.sig`, cosign v3 told to write the legacy format,
+and cosign v3's default (a Sigstore bundle stored as an OCI 1.1 referrer; a registry without
+the referrers API, like CNCF distribution v3, gets the referrers tag schema instead) against
+each policy API: ClusterPolicy `type: Cosign` (the seed's), ClusterPolicy
+`type: SigstoreBundle`, and ImageValidatingPolicy.
+
+Each cell records what the Kyverno under test accepts, as a result of its own in the report
+(never a silent skip). For the pinned Kyverno the recorded result must also match what it is
+known to do, so a change shows up as a failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from signcheck import expect, k8s
+from signcheck.k8s import Admission
+from signcheck.scenarios import FORMATS, MAIN, PolicyRef, Scenarios
+from signcheck.target import Target
+
+Admit = Callable[..., Admission]
+MakeNamespace = Callable[..., str]
+PolicyOf = Callable[[str], PolicyRef]
+
+POLICIES = {"cpol-cosign": MAIN, "cpol-sigstorebundle": "bundle", "ivpol": "ivpol"}
+PINNED_KYVERNO = "v1.19.1"
+BUNDLE_MISS = "sigstore bundle verification failed: no matching signatures found"
+KNOWN = {
+    # (policy, format) -> what Kyverno v1.19.1 does (checked on the local target).
+    ("cpol-cosign", "fmt-cosign-v2-legacy"): "admitted",
+    ("cpol-cosign", "fmt-cosign-v3-legacy"): "admitted",
+    ("cpol-cosign", "fmt-cosign-v3-bundle"): "denied: no signatures found",
+    ("cpol-sigstorebundle", "fmt-cosign-v2-legacy"): f"denied: {BUNDLE_MISS}",
+    ("cpol-sigstorebundle", "fmt-cosign-v3-legacy"): f"denied: {BUNDLE_MISS}",
+    ("cpol-sigstorebundle", "fmt-cosign-v3-bundle"): "admitted",
+    ("ivpol", "fmt-cosign-v2-legacy"): "admitted",
+    ("ivpol", "fmt-cosign-v3-legacy"): "admitted",
+    ("ivpol", "fmt-cosign-v3-bundle"): "admitted",
+}
+
+
+def _storage(tags: list[str], digest: str) -> str:
+    hexpart = digest.split(":", 1)[1]
+    if f"sha256-{hexpart}.sig" in tags:
+        return f"legacy tag sha256-{hexpart[:12]}….sig"
+    if f"sha256-{hexpart}" in tags:
+        return f"referrers tag schema: sha256-{hexpart[:12]}… (an index)"
+    return "OCI referrers API (no tag)"
+
+
+@pytest.mark.scenario(
+    "COMPAT-01",
+    step="Run an image signed in each cosign format, under each policy API",
+    expect="recorded per cell; with Kyverno v1.19.1: ClusterPolicy type Cosign reads legacy "
+    ".sig only (v3 bundle: denied, no signatures found); type SigstoreBundle reads v3 bundles "
+    "only (legacy: denied, sigstore bundle verification failed); ImageValidatingPolicy reads "
+    "all three. An admission is always a verified one (pinned to the digest)",
+)
+@pytest.mark.parametrize("policy", list(POLICIES))
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_signature_format(
+    fmt: str,
+    policy: str,
+    make_namespace: MakeNamespace,
+    admit: Admit,
+    scenarios: Scenarios,
+    policy_of: PolicyOf,
+    record_compat: Callable[[dict[str, Any]], None],
+    target: Target,
+) -> None:
+    """Which signatures the cluster can verify depends on the signing tool's format and the
+    policy's API: this is the matrix a team needs before moving to cosign v3."""
+    tool, fmt_kind = FORMATS[fmt]
+    variant = POLICIES[policy]
+    kyverno_version = target.versions.get("kyverno", "")
+    known = KNOWN[(policy, fmt)] if kyverno_version == PINNED_KYVERNO else None
+    record: dict[str, Any] = {
+        "format": f"{fmt_kind} ({tool})",
+        "signed_by": scenarios.compat.get("cosign", {}).get(tool, tool),
+        "policy": policy,
+        "kyverno": kyverno_version or "unknown",
+        "referrers_api": scenarios.compat.get("referrers_api"),
+        "expected": known or "(recorded only: no known result for this Kyverno)",
+    }
+    not_signed = scenarios.compat.get("errors", {}).get(fmt)
+    if not_signed:
+        record.update(result="not measured", reason=not_signed)
+        record_compat(record)
+        pytest.fail(
+            f"the {fmt} image could not be signed, so this cell is not measured: {not_signed}"
+        )
+    image = scenarios.images[fmt]
+    record["storage"] = _storage(scenarios.compat["storage"][fmt], image.digest)
+    ns = make_namespace(variant)
+    api = "ivpol" if variant.startswith("ivpol") else "cpol"
+    result = admit(k8s.pod("pod", ns, image.by_tag, target.run_id), image.by_tag)
+    if isinstance(result, k8s.Admitted):
+        record.update(result="admitted", reason="")
+        record_compat(record)
+        # An admission must be a verified one, whatever the format.
+        expect.verified(result, f"the {fmt} image", image, api)
+    else:
+        record.update(result="denied", reason=result.reason or result.message)
+        record_compat(record)
+        expect.denied_by(
+            result,
+            f"the {fmt} image",
+            policy_of(variant),
+            image=image.by_tag,
+            reason=result.reason or "",
+        )
+    outcome = record["result"] + (f": {record['reason']}" if record["reason"] else "")
+    if known is not None:
+        assert outcome == known, (
+            f"Kyverno {kyverno_version} no longer does what it is known to do with {fmt} under "
+            f"{policy}: {outcome!r}, known {known!r} (update the compatibility table)"
+        )

@@ -1,0 +1,119 @@
+"""Policy modes and APIs: Audit instead of Enforce, and the seed's policy as an
+ImageValidatingPolicy (Kyverno's successor API)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from signcheck import expect, ivpol, k8s, kyverno, policyreports
+from signcheck.k8s import Admission, Cluster
+from signcheck.pytest_plugin import ADMISSIONS, NAMESPACE, SigncheckRun
+from signcheck.run import Images, State
+from signcheck.scenarios import PolicyRef, Scenarios
+from signcheck.target import Target
+
+Admit = Callable[..., Admission]
+MakeNamespace = Callable[..., str]
+PolicyOf = Callable[[str], PolicyRef]
+
+
+@pytest.mark.scenario(
+    "MODE-01",
+    step="The seed's policy in Audit instead of Enforce: run a signed and an unsigned pod",
+    expect="both admitted (unsigned recorded as fail in kyverno.io/verify-images); the "
+    "PolicyReport says fail for the rule (failed to verify image <ref>: ... no signatures "
+    "found, or unverified image <ref>), pass for the signed pod",
+)
+@pytest.mark.late
+def test_audit_admits_and_reports(
+    request: pytest.FixtureRequest,
+    scenarios: Scenarios,
+    images: Images,
+    cluster: Cluster,
+    policy_of: PolicyOf,
+    signcheck_run: SigncheckRun,
+) -> None:
+    """Audit never blocks: it only reports. The pods were created when the run started (the
+    reports controller aggregates after a fixed delay, spent on other tests meanwhile)."""
+    if scenarios.audit_namespace is None:
+        pytest.skip("--seed-exact-policy: the Audit variant is not applied")
+    ns = scenarios.audit_namespace
+    request.node.stash[NAMESPACE] = ns
+    request.node.stash[ADMISSIONS] = scenarios.audit_pods
+    policy = policy_of("audit")
+    pods = {p["pod"]: p for p in scenarios.audit_pods}
+    for role in ("signed", "unsigned"):
+        assert pods[role]["admitted"], f"the {role} pod was denied under Audit: {pods[role]}"
+        record = json.loads(pods[role]["annotations"].get(expect.VERIFY_ANNOTATION, "{}"))
+        image = getattr(images, role).by_tag
+        want = "pass" if role == "signed" else "fail"
+        assert record == {image: want}, f"{role}: {record}"
+    timeout = signcheck_run.settings.timeouts.policy_report
+    failed, passed = (
+        policyreports.wait_for_result(cluster, ns, policy.name, f"Pod/{pod}", timeout)
+        for pod in ("unsigned", "signed")
+    )
+    assert (failed.rule, failed.result) == (policy.rule, "fail"), failed
+    unsigned = images.unsigned.by_tag
+    # Kyverno judges the pod twice (the mutate webhook verifies the signature, the validate
+    # webhook checks `required`) and the report keeps whichever result it aggregated last:
+    # both name the image as failed.
+    assert failed.message in (
+        f"failed to verify image {unsigned}: .attestors[0].entries[0].keys: no signatures found",
+        f"unverified image {unsigned}",
+    ), failed
+    assert (passed.rule, passed.result) == (policy.rule, "pass"), passed
+
+
+@pytest.mark.scenario(
+    "MODE-02",
+    step="The seed's policy as an ImageValidatingPolicy (policies.kyverno.io/v1)",
+    expect="Ready with the seed's choices (Deny, Fail, 30 s, the key, tlog/SCT ignored, no "
+    "background) and autogen for pod controllers; signed admitted and pinned; unsigned and "
+    "other-key denied by ivpol.validate.kyverno.svc-fail-finegrained-<policy>: "
+    "Policy <policy> failed: no verified signature for <image>",
+)
+def test_image_validating_policy_twin(
+    make_namespace: MakeNamespace,
+    admit: Admit,
+    images: Images,
+    cluster: Cluster,
+    run_state: State,
+    policy_of: PolicyOf,
+    target: Target,
+) -> None:
+    """Clusters on Kyverno's successor API are held to the same promise."""
+    policy = policy_of("ivpol")
+    live = kyverno.Policies(cluster, kyverno.IMAGE_VALIDATING_POLICY).get(policy.name)
+    assert live is not None and kyverno.ivpol_is_ready(live), live and live.get("status")
+    spec = live["spec"]
+    assert spec["validationActions"] == ["Deny"]
+    assert spec["failurePolicy"] == "Fail"
+    assert spec["webhookConfiguration"]["timeoutSeconds"] == 30
+    assert spec["evaluation"]["background"]["enabled"] is False
+    cosign = spec["attestors"][0]["cosign"]
+    assert cosign["key"]["data"].strip() == run_state.public_key.read_text().strip()
+    assert cosign["ctlog"] == {"insecureIgnoreTlog": True, "insecureIgnoreSCT": True}
+    autogen = (live.get("status") or {}).get("autogen", {}).get("configs", {})
+    assert {"defaults", "cronjobs"} <= set(autogen), f"no autogen for pod controllers: {autogen}"
+
+    ns = make_namespace("ivpol")
+    signed = images.signed
+    expect.verified(
+        admit(k8s.pod("signed", ns, signed.by_tag, target.run_id)), "signed", signed, "ivpol"
+    )
+    for role in ("unsigned", "otherkey"):
+        image = getattr(images, role)
+        denial = expect.denied_by(
+            admit(k8s.pod(role, ns, image.by_tag, target.run_id), image.by_tag),
+            f"the {role} image",
+            policy,
+            image=f"{image.by_tag}@{image.digest}",
+            reason=ivpol.MESSAGE,
+        )
+        assert denial.normalised.endswith(
+            f"Policy {policy.name} failed: {ivpol.MESSAGE}{image.by_tag}@{image.digest}"
+        ), denial.message
