@@ -516,7 +516,11 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     """Boot the target (and, on cluster targets, run the preflight) before the first test,
     so a target that cannot be used is one error and no test runs at all."""
     run = get_run(session.config)
-    if not run.is_owner or session.config.option.collectonly or not session.items:
+    if not run.is_owner or session.config.option.collectonly:
+        return
+    # Only when a test needs the target: a run of tests that do not (the plugin's own
+    # selftests) must not boot anything.
+    if not any("target" in getattr(item, "fixturenames", ()) for item in session.items):
         return
     if not any("target" in getattr(i, "fixturenames", ()) for i in session.items):
         # Nothing collected needs a target (the library's own selftests): boot none.
