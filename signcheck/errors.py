@@ -62,6 +62,11 @@ class EnvironmentNotReady(SigncheckError):
     """A service or the cluster did not become ready; names what, where and the last observation."""
 
 
+class WebhookUnavailable(EnvironmentNotReady):
+    """An admission webhook could not be called (Kyverno down): the answer says nothing about
+    signatures, and no later admission test can say anything either."""
+
+
 def tail_lines(text: str, n: int) -> str:
     lines = text.strip().splitlines()
     return "\n".join(lines[-n:])

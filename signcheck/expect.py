@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from signcheck import ivpol
-from signcheck.errors import EnvironmentNotReady
+from signcheck.errors import EnvironmentNotReady, WebhookUnavailable
 from signcheck.k8s import Admission, Admitted, Denied, normalise
 from signcheck.kyverno import autogen_rule
 from signcheck.oci import PushedImage
@@ -38,7 +38,7 @@ def describe_policy(policy: dict[str, Any]) -> str:
 
 def _environment(result: Denied, what: str) -> None:
     if result.webhook_unavailable:
-        raise EnvironmentNotReady(
+        raise WebhookUnavailable(
             f"{what}: the admission webhook {result.webhook} could not be called (is Kyverno "
             "running?); this says nothing about signatures",
             result.message,

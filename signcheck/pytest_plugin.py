@@ -24,7 +24,7 @@ import pytest
 
 from signcheck import catalogue, cleanup, evidence, profile, redact, shared, targets, toolbuild
 from signcheck.config import SABOTAGE, Settings, Timeouts
-from signcheck.errors import ConfigError, EnvironmentNotReady, SigncheckError
+from signcheck.errors import ConfigError, EnvironmentNotReady, SigncheckError, WebhookUnavailable
 from signcheck.report import (
     RunSummary,
     TestResult,
@@ -336,9 +336,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and admissions:
         _add_property(item, report, "admission", redact.redact(json.dumps(admissions)))
         extras.append(_extra_text(admission_text(admissions), "Admission response"))
-    if report.when == "call" and call.excinfo and call.excinfo.errisinstance(EnvironmentNotReady):
-        # The environment broke (Kyverno down, a webhook unreachable): the run says so and
-        # stops, rather than reporting verdicts about signatures it could not observe.
+    if report.when == "call" and call.excinfo and call.excinfo.errisinstance(WebhookUnavailable):
+        # Kyverno's webhook cannot be called: the run says so and stops, rather than
+        # reporting verdicts about signatures it could not observe.
         message = redact.redact(str(call.excinfo.value).splitlines()[0])
         _add_property(item, report, "environment_error", message)
         item.session.shouldfail = f"signcheck: environment error: {message}"

@@ -26,8 +26,8 @@ STOP_BEFORE = "test_signed_pod_admitted_and_running"
 ADMISSION_TESTS = {"SEED-05", "SEED-06", "SEED-07"}
 
 
-def _start(dirs: Dirs, *args: str, env_dir: Path | None = None) -> SuiteRun:
-    extra = {"SIGNCHECK_STOP_KYVERNO_BEFORE": STOP_BEFORE}
+def _start(dirs: Dirs, *args: str, env_dir: Path | None = None, **environ: str) -> SuiteRun:
+    extra = {"SIGNCHECK_STOP_KYVERNO_BEFORE": STOP_BEFORE, **environ}
     if env_dir is not None:
         extra["SIGNCHECK_STOP_KYVERNO_ENV"] = str(env_dir)
     return SuiteRun.start(
@@ -123,7 +123,13 @@ def test_webhook_left_in_place_when_other_policies_need_it(dirs: Dirs, env_up: E
         "kyverno.io", "v1", "clusterpolicies", theirs
     )
 
-    run = _start(dirs, *remote.target_args(), env_dir=remote.env_dir)
+    # The locked-out namespaces cannot go; no need to wait the default 90 s to see that.
+    run = _start(
+        dirs,
+        *remote.target_args(),
+        env_dir=remote.env_dir,
+        SIGNCHECK_TIMEOUT_NAMESPACE_DELETE="10",
+    )
     run.wait_run_id()
     run.wait(300)
     summary = _assert_environment_error(run)
