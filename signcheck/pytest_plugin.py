@@ -522,9 +522,6 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     # selftests) must not boot anything.
     if not any("target" in getattr(item, "fixturenames", ()) for item in session.items):
         return
-    if not any("target" in getattr(i, "fixturenames", ()) for i in session.items):
-        # Nothing collected needs a target (the library's own selftests): boot none.
-        return
     try:
         run.target()
     except SigncheckError as err:
