@@ -101,7 +101,7 @@ class Denied:
     def registry_error(self) -> bool:
         """Kyverno could not read the registry (no or wrong credentials, unreachable, TLS):
         an environment problem, not a signature verdict."""
-        return bool(self.reason) and _REGISTRY.search(self.reason or "") is not None
+        return _REGISTRY.search(self.reason or "") is not None
 
     @property
     def verdict(self) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from signcheck import redact
+from signcheck.k8s import Admission, Denied
 
 SCHEMA = "signcheck.summary/v1"
 
@@ -89,6 +90,31 @@ def write_json(summary: RunSummary, path: Path) -> Path:
     tmp.write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=False, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+def admission_record(request: str, image: str | None, result: Admission) -> dict[str, Any]:
+    """What the report keeps of one admission request: the parsed denial (with its verdict),
+    or what was admitted (the images as stored, so a pinned digest shows, and the
+    annotations Kyverno added)."""
+    entry: dict[str, Any] = {"request": request, "image": image}
+    if isinstance(result, Denied):
+        entry.update(result.as_dict())
+        return entry
+    spec = result.obj.get("spec", {})
+    template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get(
+        "template", {}
+    )
+    pod_spec = template.get("spec", spec)
+    entry.update(
+        admitted=True,
+        images=[
+            c.get("image")
+            for key in ("initContainers", "containers", "ephemeralContainers")
+            for c in pod_spec.get(key) or []
+        ],
+        annotations=result.obj.get("metadata", {}).get("annotations") or {},
+    )
+    return entry
 
 
 def admission_text(entries: list[dict[str, Any]]) -> str:

@@ -191,13 +191,12 @@ class RunResources:
             # One wait for all: Kyverno configures its webhooks for them together.
             kyverno.apply_all(self.cluster, to_apply, self.settings.timeouts.policy_ready)
         audit_ns: str | None = None
-        audit_pods: list[dict[str, Any]] = []
+        audit_pods: dict[str, dict[str, Any]] = {}
         if "audit" in variants:
             audit_ns, audit_pods = scenarios.start_audit(self, pushed)
         extra = scenarios.Scenarios(
             images=scenario_images,
             outside=outside,
-            third_public_key=third.public_key,
             policies=variants,
             registry_requires_auth=requires_auth,
             audit_pods=audit_pods,

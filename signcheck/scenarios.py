@@ -13,13 +13,13 @@ from __future__ import annotations
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from signcheck import ivpol, k8s, kyverno, oci, toolbuild
 from signcheck.cosign import Cosign, KeyPair, SignatureFormat
 from signcheck.errors import SigncheckError
 from signcheck.kyverno import VARIANT_LABEL
+from signcheck.report import admission_record
 from signcheck.target import Target
 
 if TYPE_CHECKING:
@@ -151,29 +151,26 @@ class PolicyRef:
 class Scenarios:
     images: dict[str, oci.PushedImage]
     outside: oci.PushedImage
-    third_public_key: Path
     policies: dict[str, PolicyRef]
     registry_requires_auth: bool
-    audit_pods: list[dict[str, Any]]
+    audit_pods: dict[str, dict[str, Any]]
+    """Role -> the admission record of the Audit scenario's pod."""
     audit_namespace: str | None
     compat: dict[str, Any]
     """`referrers_api`, `storage` (role -> tags cosign left), `errors` (role -> why it is
     not signed)."""
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["third_public_key"] = str(self.third_public_key)
-        return data
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scenarios:
         return cls(
             images={k: oci.PushedImage(**v) for k, v in data["images"].items()},
             outside=oci.PushedImage(**data["outside"]),
-            third_public_key=Path(data["third_public_key"]),
             policies={k: PolicyRef(**v) for k, v in data["policies"].items()},
             registry_requires_auth=bool(data["registry_requires_auth"]),
-            audit_pods=list(data["audit_pods"]),
+            audit_pods=dict(data["audit_pods"]),
             audit_namespace=data.get("audit_namespace"),
             compat=dict(data["compat"]),
         )
@@ -220,7 +217,7 @@ def sign_images(
     tools: dict[str, Cosign | None] = {res.settings.cosign_tool: cosign}
     for role, (tool, fmt) in FORMATS.items():
         if tool not in tools:
-            tools[tool] = _other_cosign(res, tool, errors)
+            tools[tool] = _other_cosign(res, cosign, tool, errors)
         signer = tools[tool]
         if signer is None:
             errors[role] = errors[f"tool:{tool}"]
@@ -242,12 +239,15 @@ def sign_images(
     }
 
 
-def _other_cosign(res: RunResources, tool: str, errors: dict[str, str]) -> Cosign | None:
-    """The other cosign pin (for the compatibility images); a build failure is recorded, so
-    the compatibility scenarios report it instead of silently running without it."""
+def _other_cosign(
+    res: RunResources, like: Cosign, tool: str, errors: dict[str, str]
+) -> Cosign | None:
+    """The other cosign pin (for the compatibility images), with the run's cosign's KMS
+    credentials; a build failure is recorded, so the compatibility scenarios report it
+    instead of silently running without it."""
     try:
         toolbuild.ensure([tool])
-        return Cosign.from_tools(
+        other = Cosign.from_tools(
             res.target.registry,
             res.target.run_dir / f"cosign-{tool}",
             tool,
@@ -256,6 +256,8 @@ def _other_cosign(res: RunResources, tool: str, errors: dict[str, str]) -> Cosig
     except SigncheckError as err:
         errors[f"tool:{tool}"] = f"{tool} is not available: {err.message}"
         return None
+    other.extra_env = dict(like.extra_env)
+    return other
 
 
 # -- policies -----------------------------------------------------------------------------
@@ -334,25 +336,19 @@ AUDIT_ROLES = ("signed", "unsigned")
 
 def start_audit(
     res: RunResources, seed_images: dict[str, oci.PushedImage]
-) -> tuple[str, list[dict[str, Any]]]:
+) -> tuple[str, dict[str, dict[str, Any]]]:
     """Create the Audit scenario's pods now: Kyverno's reports controller turns admission
     results into a PolicyReport only after a fixed delay (about 10 to 20 s in v1.19), which
-    the run spends on other tests instead of waiting. Returns the namespace and, per pod,
-    what admission said."""
+    the run spends on other tests instead of waiting. Returns the namespace and, per pod
+    (by role), the admission record."""
     run_id = res.target.run_id
     ns = res.namespace_name("audit-" + secrets.token_hex(2))
     cluster = res.cluster
     cluster.create_namespace(ns, run_id, labels={VARIANT_LABEL: "audit"})
     kyverno.wait_namespace_seen(cluster, ns, run_id, res.settings.timeouts.policy_ready)
-    pods = []
+    pods = {}
     for role in AUDIT_ROLES:
         image = seed_images[role].by_tag
         result = cluster.create(k8s.pod(role, ns, image, run_id), image=image)
-        entry: dict[str, Any] = {"pod": role, "image": image, "admitted": result.admitted}
-        if isinstance(result, k8s.Admitted):
-            entry["annotations"] = result.obj.get("metadata", {}).get("annotations") or {}
-            entry["images"] = [c.get("image") for c in result.obj["spec"]["containers"]]
-        else:
-            entry.update(result.as_dict())
-        pods.append(entry)
+        pods[role] = admission_record(f"create Pod {ns}/{role}", image, result)
     return ns, pods

@@ -42,9 +42,9 @@ def test_audit_admits_and_reports(
         pytest.skip("--seed-exact-policy: the Audit variant is not applied")
     ns = scenarios.audit_namespace
     request.node.stash[NAMESPACE] = ns
-    request.node.stash[ADMISSIONS] = scenarios.audit_pods
+    pods = scenarios.audit_pods
+    request.node.stash[ADMISSIONS] = list(pods.values())
     policy = policy_of("audit")
-    pods = {p["pod"]: p for p in scenarios.audit_pods}
     for role in ("signed", "unsigned"):
         assert pods[role]["admitted"], f"the {role} pod was denied under Audit: {pods[role]}"
         record = json.loads(pods[role]["annotations"].get(expect.VERIFY_ANNOTATION, "{}"))
