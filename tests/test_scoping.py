@@ -49,6 +49,11 @@ def test_namespace_outside_the_run(
         image=unsigned.by_tag,
         reason=expect.NO_SIGNATURES["cpol"],
     )
+    # Control: the outside namespace admits pods at all (a signed one, in every mode).
+    expect.admitted(
+        admit(k8s.pod("signed", outside, images.signed.by_tag, target.run_id)),
+        "a signed pod outside the run",
+    )
     pod = k8s.pod("outside", outside, unsigned.by_tag, target.run_id)
     result = admit(pod, unsigned.by_tag)
     if signcheck_run.settings.seed_exact_policy:
