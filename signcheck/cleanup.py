@@ -191,6 +191,13 @@ def _target(info: RunInfo) -> Target | None:
         return None
     password = os.environ.get("SIGNCHECK_REGISTRY_PASSWORD") or None
     target = Target.from_json(json.dumps(info.target), password)
+    if target.registry.username and not password and target.name == "local":
+        # A local environment keeps its registry password in its own 0600 file; a crashed
+        # run leaves that environment (and the file) behind until the cleanup removes it.
+        password = _local_registry_password(target)
+        if password:
+            redact.register(password)
+            target = Target.from_json(json.dumps(info.target), password)
     if target.registry.username and not password:
         # Passwords are never written to the run directory: the cleanup needs it again.
         raise ConfigError(
@@ -198,6 +205,22 @@ def _target(info: RunInfo) -> Target | None:
             f"{target.registry.username}: export SIGNCHECK_REGISTRY_PASSWORD to remove its images"
         )
     return target
+
+
+def _local_registry_password(target: Target) -> str | None:
+    env_dir = target.extra.get("env_run_dir") if target.extra else None
+    if not env_dir:
+        return None
+    try:
+        state = json.loads((Path(env_dir) / "state.json").read_text())
+        path = ((state.get("info") or {}).get("registry") or {}).get("credentials_path")
+        if not path:
+            return None
+        raw = json.loads(Path(path).read_text())
+    except (OSError, ValueError, AttributeError):
+        return None
+    value = raw.get("password") if isinstance(raw, dict) else None
+    return str(value) if value else None
 
 
 def _settings_for(target: Target) -> Settings:
