@@ -43,6 +43,8 @@ class KeyPair:
     password: str = field(repr=False)
     ref: str | None = None
     """A KMS reference (`hashivault://name`, `yckms:///id`) that replaces `private_key`."""
+    env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """The KMS provider's credentials (secret), for any cosign that signs with the key."""
 
     @property
     def public_pem(self) -> str:
@@ -177,7 +179,7 @@ class Cosign:
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def _env(self, password: str | None) -> dict[str, str]:
+    def _env(self, password: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {
             k: v
             for k, v in os.environ.items()
@@ -191,6 +193,7 @@ class Cosign:
         # touching ~/.sigstore.
         env["TUF_ROOT"] = str(self.workdir / "tuf")
         env.update(self.extra_env)
+        env.update(extra or {})
         env["COSIGN_PASSWORD"] = password or ""
         env["COSIGN_YES"] = "true"
         if self.registry.ca_file:
@@ -204,14 +207,20 @@ class Cosign:
             return ["--allow-http-registry"]
         return []
 
-    def run(self, args: list[str], password: str | None = None, cwd: Path | None = None) -> Result:
+    def run(
+        self,
+        args: list[str],
+        password: str | None = None,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
         argv = [str(self.binary), *args]
         started = time.monotonic()
         try:
             proc = subprocess.run(
                 argv,
                 cwd=cwd or self.workdir,
-                env=self._env(password),
+                env=self._env(password, env),
                 capture_output=True,
                 text=True,
                 timeout=self.timeout,
@@ -289,7 +298,8 @@ class Cosign:
             if "@sha256:" not in reference:
                 raise ValueError(f"sign by digest, not by tag: {reference}")
         return self._check(
-            "sign", self.run(self.sign_args(key.key_ref, references, fmt), key.password)
+            "sign",
+            self.run(self.sign_args(key.key_ref, references, fmt), key.password, env=key.env),
         )
 
     def verify_args(

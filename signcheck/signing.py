@@ -128,7 +128,7 @@ def kms_key(
     pub.write_text(derived + "\n")
     marker = keys_dir / "main.kms"
     marker.write_text(use + "\n")
-    return KeyPair(marker, pub, "", ref=use)
+    return KeyPair(marker, pub, "", ref=use, env=dict(key.env))
 
 
 def main_key(settings: Settings, cosign: Cosign, keys_dir: Path, create: bool) -> KeyPair | None:
