@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -232,19 +232,19 @@ def _settings_for(target: Target) -> Settings:
 
 
 def run_repositories(client: oci.OciClient, target: Target, run_id: str) -> list[str]:
-    """Every repository the run pushed: the registry's catalog under `<prefix>/<run id>/`
-    where it has one, else the suite's own image names (which also name the repository the
-    scoping scenarios keep outside that path)."""
-    prefix = f"{target.registry.repository_prefix}/{run_id}/"
-    known = repositories(target)
+    """Every repository the run pushed: the ones the suite knows it uses, and whatever the
+    registry's catalog (where it has one) lists under a path component naming the run."""
+    known = set(repositories(replace(target, run_id=run_id)))
     try:
         names = client.catalog()
     except Exception:  # oras raises more than RegistryError on refused auth
         names = None
-    if names is None:
-        return known
-    found = {f"{target.registry.host}/{n}" for n in names if n.startswith(prefix)}
-    return sorted(found | {r for r in known if r.partition("/")[2] in names})
+    prefix = f"{target.registry.repository_prefix}/"
+    for name in names or []:
+        parts = name[len(prefix) :].split("/") if name.startswith(prefix) else []
+        if parts and (parts[0] == run_id or parts[0].startswith(f"{run_id}-")):
+            known.add(f"{target.registry.host}/{name}")
+    return sorted(known)
 
 
 def _helm_releases(cluster: Cluster, run_id: str) -> list[tuple[str, str]]:
