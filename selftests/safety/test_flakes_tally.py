@@ -12,7 +12,7 @@ def _run(i: int, exit_code: int = 0, problems: list[str] | None = None, **tests:
 
 
 def test_steady_outcomes_are_not_flakes() -> None:
-    runs = [_run(i, a="passed", b="skipped") for i in range(3)]
+    runs = [_run(i, a="passed", b="skipped", c="xfailed") for i in range(3)]
     result = tally(runs)
     assert result["flaky_tests"] == [] and result["failing_tests"] == []
 
