@@ -320,7 +320,7 @@ def remove_remote(
     return actions, errors
 
 
-def _env_dir(run_id: str) -> Path:
+def env_dir_of(run_id: str) -> Path:
     from signcheck.localenv.settings import runs_root as env_runs_root
 
     return env_runs_root() / run_id
@@ -332,7 +332,7 @@ def remove_local_env(run_id: str) -> tuple[list[str], list[str]]:
     from signcheck.localenv.settings import Timeouts
     from signcheck.localenv.state import STATE_FILE, RunState, remove_run_dir
 
-    env_dir = _env_dir(run_id)
+    env_dir = env_dir_of(run_id)
     if not env_dir.is_dir():
         return [], []
     with abandoned(env_dir) as gone:
@@ -360,7 +360,7 @@ def describe_run(info: RunInfo) -> list[str]:
                 lines.append(f"{kind}: {', '.join(names)}")
         except Exception as err:
             lines.append(f"cluster or registry unreachable: {err}")
-    env_dir = _env_dir(info.run_id)
+    env_dir = env_dir_of(info.run_id)
     if env_dir.is_dir():
         lines.append(f"local environment {env_dir}")
         with contextlib.suppress(Exception):
@@ -410,6 +410,11 @@ def reap_stale(root: Path, *, namespace_wait: float = 90.0) -> list[str]:
     lines: list[str] = []
     for info in stale_runs(root):
         lines += clean_run(info, namespace_wait=namespace_wait).lines()
+    return lines + reap_half_claims(root)
+
+
+def reap_half_claims(root: Path) -> list[str]:
+    lines = []
     for half in _half_claims(root):
         shutil.rmtree(half, ignore_errors=True)
         lines.append(f"removed half-created run dir {half}")

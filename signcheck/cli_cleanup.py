@@ -85,7 +85,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         outcome = cleanup.clean_run(info, namespace_wait=args.namespace_wait)
         _print(outcome.lines())
         failed |= not outcome.removed
-    _print(cleanup.reap_stale(root))  # half-created claims
+    _print(cleanup.reap_half_claims(root))
     _print(cleanup.reap_abandoned_envs())
     if not stale:
         print(f"no stale runs under {root}")
@@ -96,6 +96,10 @@ def _one(root: Path, args: argparse.Namespace) -> int:
     run_dir = root / args.run
     if not run_dir.is_dir():
         # No record of it here: its local environment may still be around.
+        env_dir = cleanup.env_dir_of(args.run)
+        if args.dry_run and env_dir.is_dir():
+            print(f"{args.run}: local environment {env_dir}")
+            return 0
         env_actions, env_errors = ([], []) if args.dry_run else cleanup.remove_local_env(args.run)
         if not env_actions and not env_errors:
             known = ", ".join(p.name for p in sorted(root.glob("*")) if p.is_dir()) or "none"
