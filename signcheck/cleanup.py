@@ -198,8 +198,9 @@ def _target(info: RunInfo) -> Target | None:
         if password:
             redact.register(password)
             target = Target.from_json(json.dumps(info.target), password)
-    if target.registry.username and not password:
-        # Passwords are never written to the run directory: the cleanup needs it again.
+    if target.registry.username and not password and target.name != "local":
+        # Passwords are never written to the run directory: the cleanup needs it again
+        # (not on the local target, whose registry goes with its environment).
         raise ConfigError(
             f"run {info.run_id} pushed to {target.registry.host} as "
             f"{target.registry.username}: export SIGNCHECK_REGISTRY_PASSWORD to remove its images"
