@@ -330,8 +330,8 @@ def env_dir_of(run_id: str) -> Path:
 def remove_local_env(run_id: str) -> tuple[list[str], list[str]]:
     """Stop the processes of the run's local environment and remove its directory."""
     from signcheck.localenv.reap import reap_run
-    from signcheck.localenv.settings import Timeouts
     from signcheck.localenv.state import STATE_FILE, RunState, remove_run_dir
+    from signcheck.timeouts import Timeouts
 
     env_dir = env_dir_of(run_id)
     if not env_dir.is_dir():
@@ -426,9 +426,9 @@ def reap_abandoned_envs(dry_run: bool = False) -> list[str]:
     """Local environments whose owner died, whoever started them (every checkout shares the
     tool cache's run directory)."""
     from signcheck.localenv.reap import reap_abandoned
-    from signcheck.localenv.settings import Timeouts
     from signcheck.localenv.settings import runs_root as env_runs_root
     from signcheck.localenv.state import list_runs
+    from signcheck.timeouts import Timeouts
 
     root = env_runs_root()
     if dry_run:

@@ -18,9 +18,10 @@ from signcheck.errors import ConfigError, EnvironmentNotReady
 from signcheck.localenv.env import new_run_id
 from signcheck.localenv.process import is_alive
 from signcheck.localenv.reap import down, reap_abandoned
-from signcheck.localenv.settings import Settings, Timeouts, runs_root
+from signcheck.localenv.settings import Settings, runs_root
 from signcheck.localenv.state import RunState, list_runs
 from signcheck.localenv.waiting import NotYet, wait_for
+from signcheck.timeouts import Timeouts
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -1,18 +1,18 @@
 """The suite's settings: from pytest options, then environment variables, validated once.
 
-Timeouts are named per kind of wait and overridable with `SIGNCHECK_TIMEOUT_<NAME>` (the
-local environment's own boot timeouts live in `signcheck.localenv.settings`).
+Timeouts live in `signcheck.timeouts`, shared with the local environment.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from signcheck import profile
 from signcheck.errors import ConfigError
+from signcheck.timeouts import Timeouts
 
 TargetName = Literal["local", "cluster", "yandex"]
 TARGETS: tuple[TargetName, ...] = ("local", "cluster", "yandex")
@@ -20,41 +20,6 @@ COSIGN_TOOLS = profile.COSIGN_TOOLS
 KMS_SCHEMES = ("hashivault://", "yckms://", "awskms://", "gcpkms://", "azurekms://")
 SABOTAGE = ("none", "no-policy", "audit", "other-key")
 """Deliberately broken setups, so a selftest can prove the suite notices (issue 4)."""
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds per kind of wait."""
-
-    env_boot: float = 600.0
-    policy_ready: float = 90.0
-    pod_running: float = 60.0
-    namespace_delete: float = 90.0
-    cosign: float = 120.0
-    kyverno_ready: float = 180.0
-    """Cluster targets: Kyverno's webhooks registered (after a Helm install, its start)."""
-    provision: float = 1800.0
-    policy_report: float = 120.0
-    """Kyverno's reports controller aggregates admission results after a fixed delay."""
-    shared_setup: float = 900.0
-    """How long an xdist worker waits for another to finish creating session resources."""
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Timeouts:
-        environ = dict(os.environ if environ is None else environ)
-        values: dict[str, float] = {}
-        for f in fields(cls):
-            name = f"SIGNCHECK_TIMEOUT_{f.name.upper()}"
-            raw = environ.get(name)
-            if raw is None:
-                continue
-            try:
-                values[f.name] = float(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
-            if values[f.name] <= 0:
-                raise ConfigError(f"{name} must be positive, got {raw}")
-        return cls(**values)
 
 
 @dataclass(frozen=True)

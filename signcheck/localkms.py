@@ -37,7 +37,7 @@ class LocalKms:
         logs = run_dir / "logs"
         self.kms = ManagedProcess(
             "local-kms",
-            [tools.path_of("local-kms")],
+            [str(tools.path_of("local-kms"))],
             log_path=logs / "local-kms.log",
             env={
                 "PORT": str(self.http_port),

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from signcheck import catalogue, cleanup, evidence, profile, redact, shared, targets, toolbuild
-from signcheck.config import SABOTAGE, Settings, Timeouts
+from signcheck.config import SABOTAGE, Settings
 from signcheck.errors import ConfigError, EnvironmentNotReady, SigncheckError, WebhookUnavailable
 from signcheck.report import (
     RunSummary,
@@ -35,6 +35,7 @@ from signcheck.report import (
 )
 from signcheck.run import RunResources, State
 from signcheck.target import Target, new_run_id
+from signcheck.timeouts import Timeouts
 from signcheck.wait import until, waited_seconds
 
 ADMISSIONS = pytest.StashKey[list[dict[str, Any]]]()
@@ -163,7 +164,7 @@ class SigncheckRun:
         until(
             path.is_file,
             what=f"the owner process to boot the target ({path})",
-            timeout=self.settings.timeouts.env_boot,
+            timeout=self.settings.timeouts.target_boot(provisioning=self.settings.provision),
             interval=0.5,
         )
         data = json.loads(path.read_text())

@@ -18,9 +18,10 @@ from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.ports import free_port, is_listening
 from signcheck.localenv.process import ManagedProcess, is_alive
 from signcheck.localenv.reap import down, reap_abandoned
-from signcheck.localenv.settings import Settings, Timeouts
+from signcheck.localenv.settings import Settings
 from signcheck.localenv.state import OwnerLock, RunState, list_runs, new_state
 from signcheck.localenv.waiting import NotYet, wait_for
+from signcheck.timeouts import Timeouts
 
 FakeBinary = Callable[[str, str], Path]
 

@@ -10,8 +10,9 @@ from signcheck.localenv.attach import find_running
 from signcheck.localenv.env import LocalEnv, TeardownError
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.process import ManagedProcess
-from signcheck.localenv.settings import Settings, Timeouts
+from signcheck.localenv.settings import Settings
 from signcheck.localenv.waiting import NotYet, wait_for
+from signcheck.timeouts import Timeouts
 
 __all__ = [
     "EnvInfo",

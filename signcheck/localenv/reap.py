@@ -16,7 +16,6 @@ from pathlib import Path
 from signcheck.errors import EnvironmentNotReady
 from signcheck.localenv import kube as kubelib
 from signcheck.localenv.process import is_alive, terminate
-from signcheck.localenv.settings import Timeouts
 from signcheck.localenv.state import (
     LOCK_FILE,
     STATE_FILE,
@@ -27,6 +26,7 @@ from signcheck.localenv.state import (
     stop_services,
 )
 from signcheck.localenv.waiting import NotYet, wait_for
+from signcheck.timeouts import Timeouts
 
 
 def _delete_webhooks(state: RunState, timeouts: Timeouts) -> list[str]:

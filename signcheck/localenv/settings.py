@@ -1,46 +1,15 @@
-"""Every knob of the local environment in one place: timeouts per kind of wait, where runs
-live, and the registry's shape. Environment variables override the defaults so CI can
-stretch a timeout without a code change (`SIGNCHECK_TIMEOUT_ENV_BOOT=300`)."""
+"""Every knob of the local environment in one place: where runs live, the registry's shape,
+and the timeouts (the one `signcheck.timeouts.Timeouts` the suite uses too)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from signcheck import tools
 from signcheck.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Seconds. One field per kind of wait, so an error can name the one that expired."""
-
-    env_boot: float = 180.0
-    service_ready: float = 60.0
-    kyverno_ready: float = 120.0
-    policy_ready: float = 60.0
-    stop: float = 5.0
-    api_call: float = 15.0
-    poll_interval: float = 0.1
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Timeouts:
-        environ = dict(os.environ if environ is None else environ)
-        values: dict[str, float] = {}
-        for f in fields(cls):
-            raw = environ.get(f"SIGNCHECK_TIMEOUT_{f.name.upper()}")
-            if raw is None:
-                continue
-            try:
-                values[f.name] = float(raw)
-            except ValueError:
-                raise ConfigError(
-                    f"SIGNCHECK_TIMEOUT_{f.name.upper()}={raw!r} is not a number of seconds"
-                ) from None
-            if values[f.name] <= 0:
-                raise ConfigError(f"SIGNCHECK_TIMEOUT_{f.name.upper()} must be positive")
-        return cls(**values)
+from signcheck.timeouts import Timeouts
 
 
 def runs_root() -> Path:

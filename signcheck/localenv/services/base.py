@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from signcheck.localenv.process import ManagedProcess, Probe
-from signcheck.localenv.settings import Timeouts
+from signcheck.timeouts import Timeouts
 
 
 class Service:

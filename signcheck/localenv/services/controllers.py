@@ -13,7 +13,7 @@ from signcheck.localenv.ports import HOST, free_port
 from signcheck.localenv.probes import http_probe, ssl_context
 from signcheck.localenv.process import Probe
 from signcheck.localenv.services.base import Service
-from signcheck.localenv.settings import Timeouts
+from signcheck.timeouts import Timeouts
 
 CONTROLLERS = (
     "serviceaccount-token-controller",

@@ -13,7 +13,7 @@ from signcheck import tools
 from signcheck.localenv.kube import KWOK_ANNOTATION
 from signcheck.localenv.process import Probe
 from signcheck.localenv.services.base import Service
-from signcheck.localenv.settings import Timeouts
+from signcheck.timeouts import Timeouts
 
 STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
 POD_CIDR = "10.244.0.0/16"
