@@ -164,6 +164,22 @@ its message says: which images no attestor verified)."""
 NO_MATCH = {"cpol": "no matching signatures", "ivpol": ivpol.MESSAGE}
 """The reason an image whose signatures do not verify is denied, per API."""
 
+
+def denied_unsigned(
+    result: Admission, what: str, policy: PolicyRef, *, image: str, kind: str = "Pod"
+) -> Denied:
+    """`denied_by` for an image with no signature at all, in the wording of the policy's API."""
+    reason = NO_SIGNATURES[policy.api]
+    return denied_by(result, what, policy, image=image, reason=reason, kind=kind)
+
+
+def denied_unverified(
+    result: Admission, what: str, policy: PolicyRef, *, image: str, kind: str = "Pod"
+) -> Denied:
+    """`denied_by` for an image whose signatures do not verify against the policy's keys."""
+    return denied_by(result, what, policy, image=image, reason=NO_MATCH[policy.api], kind=kind)
+
+
 VERIFY_ANNOTATION = "kyverno.io/verify-images"
 SCOPED_ANNOTATION = "kyverno.io/verify-images-scoped"
 
