@@ -89,14 +89,8 @@ class Stand:
             return list(pool.map(lambda n: self.push(n, sign), names))
 
     def policy(self, **overrides: Any) -> dict[str, Any]:
-        spec = kyverno.PolicySpec(
-            run_id=self.run_id,
-            image_references=(self.target.registry.run_glob(self.run_id),),
-            public_keys=(self.key.public_pem,),
-            name=overrides.pop("name", POLICY),
-            **overrides,
-        )
-        return kyverno.render_cluster_policy(spec)
+        overrides.setdefault("name", POLICY)
+        return kyverno.run_policy(self.target, (self.key.public_pem,), **overrides)
 
     def apply_policy(self, timeout: float = 60.0, **overrides: Any) -> float:
         """Apply the seed policy and wait until Ready; returns the seconds it took."""

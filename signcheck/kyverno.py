@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from signcheck.errors import EnvironmentNotReady
 from signcheck.k8s import Cluster
 from signcheck.k8s import pod as k8s_pod
-from signcheck.target import RUN_LABEL
+from signcheck.target import RUN_LABEL, Target
 from signcheck.wait import until
 
 VARIANT_LABEL = "signcheck.io/variant"
@@ -90,6 +90,17 @@ def namespace_selector(run_id: str, variant: str | None) -> dict[str, Any]:
             "matchExpressions": [{"key": VARIANT_LABEL, "operator": "DoesNotExist"}],
         }
     return {"matchLabels": {RUN_LABEL: run_id, VARIANT_LABEL: variant}}
+
+
+def run_policy(target: Target, public_keys: tuple[str, ...], **overrides: Any) -> dict[str, Any]:
+    """The seed's ClusterPolicy scoped to one run: its images, its namespaces, these keys."""
+    spec = PolicySpec(
+        run_id=target.run_id,
+        image_references=(target.registry.run_glob(target.run_id),),
+        public_keys=public_keys,
+        **overrides,
+    )
+    return render_cluster_policy(spec)
 
 
 def render_cluster_policy(spec: PolicySpec) -> dict[str, Any]:

@@ -141,15 +141,13 @@ class RunResources:
         return namespace_name(self.target.run_id, slug)
 
     def render_policy(self, public_keys: tuple[str, ...], **overrides: Any) -> dict[str, Any]:
-        spec = kyverno.PolicySpec(
-            run_id=self.target.run_id,
-            image_references=(self.target.registry.run_glob(self.target.run_id),),
-            public_keys=public_keys,
+        return kyverno.run_policy(
+            self.target,
+            public_keys,
             name=self.policy_name,
             seed_exact=self.settings.seed_exact_policy,
             **overrides,
         )
-        return kyverno.render_cluster_policy(spec)
 
     def create(self) -> dict[str, Any]:
         """Build the session resources; returns `State.to_dict()`."""
