@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from signcheck import images, kyverno, lockout, oci, scenarios, shared, signing
+from signcheck import images, kyverno, lockout, oci, scenarios, shared, signing, teardown_probe
 from signcheck.config import Settings
 from signcheck.cosign import Cosign, KeyPair
 from signcheck.errors import SigncheckError
@@ -81,6 +81,8 @@ class State:
     sabotage: str
     scenarios: dict[str, Any]
     """`signcheck.scenarios.Scenarios.to_dict()`: what the scenarios beyond the seed use."""
+    teardown_probe: dict[str, Any]
+    """`signcheck.teardown_probe.start()`: SEED-08's miniature run, already torn down."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,6 +105,7 @@ class State:
             rule_name=data["rule_name"],
             sabotage=data["sabotage"],
             scenarios=data["scenarios"],
+            teardown_probe=data.get("teardown_probe") or {},
         )
 
 
@@ -192,6 +195,7 @@ class RunResources:
         audit_pods: dict[str, dict[str, Any]] = {}
         if "audit" in variants:
             audit_ns, audit_pods = scenarios.start_audit(self, pushed)
+        probe = teardown_probe.start(self, main.public_pem)
         extra = scenarios.Scenarios(
             images=scenario_images,
             outside=outside,
@@ -213,6 +217,7 @@ class RunResources:
             rule_name="check-image",
             sabotage=sabotage,
             scenarios=extra.to_dict(),
+            teardown_probe=probe,
         )
         return state.to_dict()
 

@@ -2,21 +2,20 @@
 
 The session's own teardown happens after the last test (and the summary records what, if
 anything, it left: `teardown.leftovers`, failing the run). This test proves the same
-teardown on a miniature run of its own, while the suite can still observe it.
+object-by-object teardown on a miniature run of its own (namespace, pod, policy, image),
+while the suite can still observe it. The miniature run is made and torn down with the
+session resources (`signcheck.teardown_probe`), so its namespace deletion, which no cluster
+finishes in under 5 s, has run out by the time this test looks.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
-from signcheck import k8s, kyverno
-from signcheck.k8s import Cluster
+from signcheck import teardown_probe
 from signcheck.pytest_plugin import SigncheckRun
-from signcheck.run import RunResources, State, namespace_name
-from signcheck.shared import Phases
-from signcheck.target import Target, new_run_id
+from signcheck.run import RunResources, State
+from signcheck.target import Target
 
 
 @pytest.mark.scenario(
@@ -24,26 +23,17 @@ from signcheck.target import Target, new_run_id
     step="Delete the resources you created: nothing is left",
     expect="a miniature run's namespaces, policies and images all gone after its teardown",
 )
+@pytest.mark.late
 def test_teardown_removes_everything(
-    target: Target, cluster: Cluster, signcheck_run: SigncheckRun, run_state: State
+    target: Target, signcheck_run: SigncheckRun, run_state: State
 ) -> None:
     """What a run creates (namespaces, policies, images), its teardown removes."""
-    mini = replace(target, run_id="td-" + new_run_id())
-    res = RunResources(mini, signcheck_run.settings, Phases(mini.run_dir))
-    pushed = res.registry.push_image(res.repository("signed"), mini.run_id)
-    ns = namespace_name(mini.run_id, "teardown")
-    cluster.create_namespace(ns, mini.run_id)
-    # A pod outside any policy's scope (this mini-run has its own run id).
-    assert cluster.create(k8s.pod("p", ns, pushed.by_tag, mini.run_id)).admitted
-    policy = res.render_policy((run_state.public_key.read_text(),))
-    policy["metadata"]["name"] = f"check-image-{mini.run_id}"
-    policy["spec"]["validationFailureAction"] = "Audit"
-    policy["spec"]["rules"][0]["verifyImages"][0]["mutateDigest"] = False
-    kyverno.Policies(cluster).apply(policy)
-    before = res.leftovers()
-    assert set(before) == {"namespaces", "policies", "images"}, before
-
-    errors = res.teardown()
-    assert not errors, errors
-    after = res.leftovers(wait=signcheck_run.settings.timeouts.namespace_delete)
+    probe = run_state.teardown_probe
+    assert probe, "the session resources carry no miniature run (teardown_probe.start)"
+    # Control: the miniature run really existed, so "nothing left" below means removed.
+    assert set(probe["before"]) == {"namespaces", "policies", "images"}, probe["before"]
+    assert not probe["errors"], probe["errors"]
+    res = RunResources(target, signcheck_run.settings, signcheck_run.phases)
+    mini = teardown_probe.mini_run(res, probe["run_id"])
+    after = mini.leftovers(wait=signcheck_run.settings.timeouts.namespace_delete)
     assert after == {}, f"left behind: {after}"

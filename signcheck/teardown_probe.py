@@ -1,0 +1,51 @@
+"""SEED-08's miniature run: a run of its own (namespace, pod, policy, image) created and torn
+down while the suite's session resources are made, so that its namespace deletion (at least
+the namespace controller's fixed 5 s grace on every cluster) runs out behind the other tests
+instead of in front of the test that checks it.
+
+The probe records what existed before its teardown and what the teardown reported; the test
+then asks the cluster and the registry what is left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from signcheck import k8s, kyverno
+from signcheck.target import new_run_id
+
+if TYPE_CHECKING:
+    from signcheck.run import RunResources
+
+
+def mini_run(res: RunResources, run_id: str) -> RunResources:
+    """The resources of a run with `run_id` on the same target (registry, cluster, run dir)."""
+    return type(res)(replace(res.target, run_id=run_id), res.settings, res.phases)
+
+
+def start(res: RunResources, public_key_pem: str) -> dict[str, Any]:
+    """Create the miniature run and tear it down at once; returns its JSON-safe record."""
+    mini = mini_run(res, "td-" + new_run_id())
+    run_id = mini.target.run_id
+    errors: list[str] = []
+    before: dict[str, list[str]] = {}
+    try:
+        pushed = mini.registry.push_image(mini.repository("signed"), run_id)
+        ns = mini.namespace_name("teardown")
+        mini.cluster.create_namespace(ns, run_id)
+        # Outside every policy of the main run (its own run id), so admitted as it is.
+        created = mini.cluster.create(k8s.pod("p", ns, pushed.by_tag, run_id))
+        if not created.admitted:
+            errors.append(f"the miniature run's pod was not admitted: {created}")
+        policy = mini.render_policy((public_key_pem,))
+        policy["metadata"]["name"] = f"check-image-{run_id}"
+        # Audit and no digest mutation: the probe's policy must never decide a test's pod.
+        policy["spec"]["validationFailureAction"] = "Audit"
+        policy["spec"]["rules"][0]["verifyImages"][0]["mutateDigest"] = False
+        kyverno.Policies(mini.cluster).apply(policy)
+        before = mini.leftovers()
+    finally:
+        # Whatever got made goes, also when making the rest failed.
+        errors += mini.teardown()
+    return {"run_id": run_id, "before": before, "errors": errors}
