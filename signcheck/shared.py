@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from filelock import FileLock, Timeout
 
 from signcheck import redact
 from signcheck.errors import EnvironmentNotReady, SigncheckError
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def once(
@@ -86,6 +89,15 @@ class Phases:
             yield
         finally:
             self.add(phase, time.monotonic() - started, (wall, time.time()))
+
+    def timed(self, phase: str, fn: Callable[P, T]) -> Callable[P, T]:
+        """`fn`, its calls counted to `phase` (for work handed to a thread pool)."""
+
+        def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            with self.time(phase):
+                return fn(*args, **kwargs)
+
+        return run
 
     def add(self, phase: str, seconds: float, interval: tuple[float, float] | None = None) -> None:
         """Add to a phase's total; `interval` (wall-clock start, end) lets the test phase

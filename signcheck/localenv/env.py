@@ -43,6 +43,7 @@ from signcheck.localenv.services.kyverno import (
     Kyverno,
     ReportsController,
     kyverno_configmap,
+    tls_secrets,
 )
 from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.settings import Settings
@@ -343,6 +344,8 @@ class LocalEnv:
         """Kyverno's namespace, configuration, pull secret and (unless seeded) CRDs."""
         kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
         kube.apply(kyverno_configmap())
+        for secret in tls_secrets():
+            kube.apply(secret)
         if registry.auth:
             payload = json.dumps(registry.dockerconfigjson()).encode()
             kube.apply(

@@ -57,7 +57,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
 
 
-def new_ca(common_name: str) -> CertKey:
+def new_ca(common_name: str, validity: dt.timedelta = VALIDITY) -> CertKey:
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name)
     cert = (
@@ -67,7 +67,7 @@ def new_ca(common_name: str) -> CertKey:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now())
-        .not_valid_after(_now() + VALIDITY)
+        .not_valid_after(_now() + validity)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -98,6 +98,7 @@ def issue(
     dns: Sequence[str] = (),
     server: bool = False,
     client: bool = False,
+    validity: dt.timedelta = VALIDITY,
 ) -> CertKey:
     key = ec.generate_private_key(ec.SECP256R1())
     usages = []
@@ -112,7 +113,7 @@ def issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(_now())
-        .not_valid_after(_now() + VALIDITY)
+        .not_valid_after(_now() + validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(

@@ -1,17 +1,23 @@
 """The Kyverno admission controller and reports controller, out of cluster.
 
 Upstream's own out-of-cluster recipe: `--serverIP` makes Kyverno register its webhooks
-with `https://<serverIP>/...` URLs instead of a Service, and it makes its own CA and
-serving pair (stored in the two named Secrets) after winning its leader lease. Every
+with `https://<serverIP>/...` URLs instead of a Service. Its CA and serving pair (the two
+named Secrets) are made before it starts (`tls_secrets`), as a cluster with cert-manager
+would: Kyverno's own certificate controller makes them only on retry ticks of one second
+each, and its webhook server answers nothing until then (about 3 s of every boot). Every
 listener is bound to loopback on a port of this run: the webhook server, the Prometheus
 endpoint (which listens even with `--disableMetrics`) and controller-runtime's metrics.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from signcheck.localenv import pki
 from signcheck.localenv.ports import HOST, free_port
 from signcheck.localenv.probes import http_probe, ssl_context
 from signcheck.localenv.process import Probe
@@ -73,6 +79,33 @@ def kyverno_configmap() -> dict[str, object]:
             "generateSuccessEvents": "false",
         },
     }
+
+
+def tls_secrets() -> list[dict[str, Any]]:
+    """The CA and serving-pair Secrets in the layout Kyverno's certificate controller writes
+    (type kubernetes.io/tls, labelled as Kyverno's, so it renews them itself when due), with
+    Kyverno's own validity periods: it finds them valid and leaves them as they are."""
+    ca = pki.new_ca("*.kyverno.svc", validity=dt.timedelta(days=365))
+    dns = ["kyverno-svc", f"kyverno-svc.{NAMESPACE}", f"kyverno-svc.{NAMESPACE}.svc"]
+    pair = pki.issue(ca, dns[-1], dns=dns, ips=[HOST], server=True, validity=dt.timedelta(days=150))
+
+    def secret(name: str, cert: pki.CertKey) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": NAMESPACE,
+                "labels": {"cert.kyverno.io/managed-by": "kyverno"},
+            },
+            "type": "kubernetes.io/tls",
+            "data": {
+                "tls.crt": base64.b64encode(cert.cert_pem).decode(),
+                "tls.key": base64.b64encode(cert.key_pem).decode(),
+            },
+        }
+
+    return [secret(CA_SECRET, ca), secret(TLS_SECRET, pair)]
 
 
 def _common_env(
