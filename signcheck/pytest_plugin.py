@@ -126,6 +126,8 @@ class SigncheckRun:
         self.boot_error_shown = False
         self._state: State | None = None
         self.finished = False
+        self.catalogue = True
+        """Whether the selected tests need the scenarios' resources beyond the seed's."""
         self.restore_sigterm: Callable[[], None] = lambda: None
 
     # -- target -----------------------------------------------------------------------
@@ -181,7 +183,10 @@ class SigncheckRun:
         if self._state is None:
             res = self.resources()
             data = shared.once(
-                self.run_dir, "resources", res.create, self.settings.timeouts.shared_setup
+                self.run_dir,
+                "resources",
+                lambda: res.create(catalogue=self.catalogue),
+                self.settings.timeouts.shared_setup,
             )
             self._state = State.from_dict(data)
         return self._state
@@ -290,6 +295,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "late: run after the other tests (it waits for something started at setup)"
     )
+    config.addinivalue_line(
+        "markers",
+        "seed_only: uses only the seed's session resources (a run of such tests alone makes "
+        "no scenario images, third key or policy variants)",
+    )
     run = SigncheckRun(config)
     config.stash[_RUN] = run
     if run.is_owner:
@@ -317,11 +327,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         run._claim.release()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `late` run after the others (a stable sort keeps every other order): they
     check the outcome of something the run started at setup, such as Kyverno's PolicyReports,
-    which appear only after a fixed aggregation delay that the other tests then cover."""
+    which appear only after a fixed aggregation delay that the other tests then cover.
+
+    The session resources are made for what was selected: the catalogue's only when a test
+    not marked `seed_only` uses them (every xdist worker collects the same items)."""
     items.sort(key=lambda item: item.get_closest_marker("late") is not None)
+    run = config.stash.get(_RUN, None)
+    if run is not None:
+        run.catalogue = any(
+            item.get_closest_marker("seed_only") is None
+            for item in items
+            if "run_state" in getattr(item, "fixturenames", ())
+        )
 
 
 @pytest.hookimpl(optionalhook=True)

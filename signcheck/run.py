@@ -152,8 +152,9 @@ class RunResources:
             **overrides,
         )
 
-    def create(self) -> dict[str, Any]:
-        """Build the session resources; returns `State.to_dict()`."""
+    def create(self, catalogue: bool = True) -> dict[str, Any]:
+        """Build the session resources; returns `State.to_dict()`. `catalogue=False` makes
+        only what the seed's tests use (no scenario images, third key or policy variants)."""
         run_id = self.target.run_id
         self.registry.ping()
         cosign = self.cosign()
@@ -166,30 +167,38 @@ class RunResources:
 
         with ThreadPoolExecutor(max_workers=4) as pool:
             # Key pairs are CPU-bound cosign processes (scrypt): made while images are pushed.
+            roles = ("other", "third") if catalogue else ("other",)
             made = [
                 pool.submit(main_key),
-                *(pool.submit(cosign.generate_key_pair, keys_dir / n) for n in ("other", "third")),
+                *(pool.submit(cosign.generate_key_pair, keys_dir / n) for n in roles),
             ]
             with self.phases.time("images"):
                 push = images.pusher(self.settings, self.target.registry, self.target.run_dir)
                 pushed = {role: push(self.repository(role), run_id) for role in IMAGES}
-                scenario_images, outside = scenarios.push_images(self)
+                scenario_images, outside = scenarios.push_images(self, catalogue)
             with self.phases.time("signing"):
-                main, other, third = (f.result() for f in made)
-                keys = {"main": main, "other": other, "third": third}
+                keys = dict(zip(("main", *roles), (f.result() for f in made), strict=True))
+                main, other = keys["main"], keys["other"]
                 cosign.sign_all(main, [pushed["signed"].by_digest], "legacy")
             requires_auth = self.registry.requires_auth()
-            variants = scenarios.variant_policies(self, main, other, requires_auth)
+            variants = (
+                scenarios.variant_policies(self, main, other, requires_auth) if catalogue else {}
+            )
             # Every other image is signed meanwhile, while the Audit scenario starts first:
             # its PolicyReport comes only after Kyverno's fixed aggregation delays (about 20 s
             # in v1.19), the longest wait of the run, so its clock starts as early as it can.
-            signed_rest = pool.submit(
-                self.phases.timed("signing", scenarios.sign_images),
-                self,
-                cosign,
-                keys,
-                pushed,
-                scenario_images,
+            timed_sign_all = self.phases.timed("signing", cosign.sign_all)
+            signed_other = pool.submit(timed_sign_all, other, [pushed["otherkey"].by_digest])
+            signed_rest = (
+                pool.submit(
+                    self.phases.timed("signing", scenarios.sign_images),
+                    self,
+                    cosign,
+                    keys,
+                    scenario_images,
+                )
+                if catalogue
+                else None
             )
             audit_ns: str | None = None
             audit_pods: dict[str, dict[str, Any]] = {}
@@ -199,7 +208,8 @@ class RunResources:
                         self.cluster, [variants["audit"].doc], self.settings.timeouts.policy_ready
                     )
                 audit_ns, audit_pods = scenarios.start_audit(self, pushed)
-            compat = signed_rest.result()
+            signed_other.result()
+            compat = signed_rest.result() if signed_rest else {}
         signing.verify_with_kms(cosign, main, pushed["signed"].by_digest)
         sabotage = self.settings.sabotage
         policy: dict[str, Any] = {}

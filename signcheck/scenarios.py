@@ -184,9 +184,13 @@ def policy_name(res: RunResources, variant: str) -> str:
 # -- images and signatures -------------------------------------------------------------
 
 
-def push_images(res: RunResources) -> tuple[dict[str, oci.PushedImage], oci.PushedImage]:
+def push_images(
+    res: RunResources, catalogue: bool = True
+) -> tuple[dict[str, oci.PushedImage], oci.PushedImage]:
+    """The scenarios' images (none when only the seed's tests run) and the outside one."""
     run_id = res.target.run_id
-    images = {role: res.registry.push_image(res.repository(role), run_id) for role in IMAGES}
+    roles = IMAGES if catalogue else ()
+    images = {role: res.registry.push_image(res.repository(role), run_id) for role in roles}
     outside = res.registry.push_image(outside_repository(res.target), run_id)
     return images, outside
 
@@ -195,17 +199,14 @@ def sign_images(
     res: RunResources,
     cosign: Cosign,
     keys: dict[str, KeyPair],
-    seed_images: dict[str, oci.PushedImage],
     images: dict[str, oci.PushedImage],
 ) -> dict[str, Any]:
-    """Sign the seed's `otherkey` image with the other key and the scenarios' images (the
-    seed's `signed` one the caller signs first): one cosign process per key and format (each
-    decrypts its key once), run in parallel. Returns the compatibility facts: which format
-    images got signed and how cosign stored each signature."""
+    """Sign the scenarios' images (the seed's the caller signs): one cosign process per key
+    and format (each decrypts its key once), run in parallel. Returns the compatibility facts:
+    which format images got signed and how cosign stored each signature."""
     main = keys["main"]
     batches: list[tuple[Cosign, KeyPair, SignatureFormat, list[str]]] = [
         (cosign, main, "legacy", [images[r].by_digest for r in SIGNED_WITH_MAIN]),
-        (cosign, keys["other"], "legacy", [seed_images["otherkey"].by_digest]),
         (cosign, keys["third"], "legacy", [images["thirdkey"].by_digest]),
     ]
     errors: dict[str, str] = {}

@@ -18,6 +18,9 @@ from signcheck.pytest_plugin import SigncheckRun
 from signcheck.run import Images, State
 from signcheck.target import Target
 
+# Only the seed's session resources: a run of the seed's tests alone makes nothing more.
+pytestmark = pytest.mark.seed_only
+
 PodFor = Callable[[str, str], dict[str, Any]]
 Admit = Callable[..., Admission]
 

@@ -17,6 +17,9 @@ from signcheck.pytest_plugin import SigncheckRun
 from signcheck.run import RunResources, State
 from signcheck.target import Target
 
+# Only the seed's session resources: a run of the seed's tests alone makes nothing more.
+pytestmark = pytest.mark.seed_only
+
 
 @pytest.mark.scenario(
     "SEED-08",
