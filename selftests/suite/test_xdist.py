@@ -62,6 +62,10 @@ def test_two_workers_same_results_resources_once(tmp_path: Path) -> None:
     serial, serial_counts = _run(tmp_path / "serial")
     parallel, counts = _run(tmp_path / "xdist", "-n", "2")
     assert parallel == serial
+    # A phase may be timed in several steps (signing runs in parallel batches), but two
+    # workers must not repeat any: as many steps under -n 2 as in the serial run.
     for phase in ("images", "signing", "policy ready"):
-        assert serial_counts.get(phase) == 1, serial_counts
-        assert counts.get(phase) == 1, f"{phase} ran {counts.get(phase)} times under -n 2"
+        assert serial_counts.get(phase, 0) >= 1, serial_counts
+        assert counts.get(phase) == serial_counts[phase], (
+            f"{phase} ran {counts.get(phase)} steps under -n 2, {serial_counts[phase]} serially"
+        )
