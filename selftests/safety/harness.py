@@ -128,6 +128,10 @@ class SuiteRun:
             self,
         )
 
+    def wait_until(self, probe: Any, what: str, timeout: float = 120) -> Any:
+        """`probe()` truthy, or fail (early, with the run's output, if the run exits)."""
+        return _until(probe, what, timeout, self)
+
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
 

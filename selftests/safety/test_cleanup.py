@@ -9,6 +9,7 @@ left, then that the next run, or `signcheck cleanup`, removes it.
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
@@ -94,6 +95,48 @@ def test_kill9_then_cleanup_command(dirs: Dirs) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{run.run_id}: removed" in done.stdout
     assert local_leftovers(run) == {}
+
+
+def _services_recorded(run: SuiteRun) -> set[str]:
+    try:
+        state = json.loads((run.env_dir / "state.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    return {s["name"] for s in state.get("services", [])}
+
+
+def test_kill9_during_boot_then_cleanup_command(dirs: Dirs) -> None:
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports")
+    run.wait_run_id()
+    # Mid-boot: the apiserver has been started, Kyverno not yet.
+    run.wait_until(
+        lambda: "kube-apiserver" in _services_recorded(run), "the environment's apiserver"
+    )
+    run.signal(signal.SIGKILL)
+    assert run.wait(30) == -signal.SIGKILL
+    assert not (run.run_dir / "target.json").exists(), "the boot had finished: not mid-boot"
+    assert "kyverno" not in _services_recorded(run), "the boot had got to Kyverno"
+    left = local_leftovers(run)
+    assert "processes" in left and "environment dir" in left, left
+    done = signcheck_cli(dirs, "cleanup", "--run", run.run_id, "--runs-dir", str(dirs.suite))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert local_leftovers(run) == {}
+
+
+def test_kill9_of_a_two_worker_run_then_next_run_removes_everything(dirs: Dirs) -> None:
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", "-n", "2")
+    run.wait_run_id()
+    run.wait_namespaces(_cluster_of(run))
+    run.signal(signal.SIGKILL)
+    assert run.wait(30) == -signal.SIGKILL
+    left = local_leftovers(run)
+    assert "processes" in left and "suite run dir" in left, left
+
+    following = SuiteRun.start(dirs, dirs.suite.parent / "reports2", *ONE_TEST)
+    assert following.wait() == 0, following.output[-3000:]
+    assert f"cleaned up earlier run {run.run_id}" in following.output
+    assert local_leftovers(run) == {}
+    assert local_leftovers(following) == {}
 
 
 def test_cleanup_refuses_a_live_run(dirs: Dirs) -> None:
