@@ -38,11 +38,15 @@ def start(res: RunResources, public_key_pem: str) -> dict[str, Any]:
         created = mini.cluster.create(k8s.pod("p", ns, pushed.by_tag, run_id))
         if not created.admitted:
             errors.append(f"the miniature run's pod was not admitted: {created}")
-        policy = mini.render_policy((public_key_pem,))
-        policy["metadata"]["name"] = f"check-image-{run_id}"
         # Audit and no digest mutation: the probe's policy must never decide a test's pod.
-        policy["spec"]["validationFailureAction"] = "Audit"
-        policy["spec"]["rules"][0]["verifyImages"][0]["mutateDigest"] = False
+        policy = kyverno.run_policy(
+            mini.target,
+            (public_key_pem,),
+            name=f"check-image-{run_id}",
+            seed_exact=res.settings.seed_exact_policy,
+            action="Audit",
+            mutate_digest=False,
+        )
         kyverno.Policies(mini.cluster).apply(policy)
         before = mini.leftovers()
     finally:
