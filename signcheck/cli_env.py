@@ -20,8 +20,8 @@ from signcheck.localenv.process import is_alive
 from signcheck.localenv.reap import down, reap_abandoned
 from signcheck.localenv.settings import Settings, runs_root
 from signcheck.localenv.state import RunState, list_runs
-from signcheck.localenv.waiting import NotYet, wait_for
 from signcheck.timeouts import Timeouts
+from signcheck.wait import NotYet, wait_for
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

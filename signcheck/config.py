@@ -216,9 +216,3 @@ def _split_registry(value: str) -> tuple[Literal["http", "https"] | None, str, s
             f"{value!r} is not a registry: give HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]"
         )
     return scheme, host, path.strip("/")
-
-
-def as_target(value: str) -> TargetName:
-    if value not in TARGETS:
-        raise ConfigError(f"unknown target {value!r}: choose one of {', '.join(TARGETS)}")
-    return value

@@ -56,6 +56,7 @@ def wait_for(
     interval: float = 0.1,
     where: str = "",
     transient: tuple[type[BaseException], ...] = TRANSIENT,
+    backoff: float = BACKOFF,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
@@ -77,7 +78,7 @@ def wait_for(
             if remaining <= 0:
                 break
             sleep(min(pause, remaining))
-            pause = min(pause * BACKOFF, interval)
+            pause = min(pause * backoff, interval)
     finally:
         _account(clock() - start)
     place = f" at {where}" if where else ""
@@ -101,10 +102,9 @@ def until(
     """`wait_for` for probes that answer None or False for "not yet"; `describe` may add
     what the caller last saw (a status dump) to the timeout message.
 
-    Polling always backs off (see the module); `max_interval`, where given, is the cap the
-    pauses grow to instead of `interval`. `backoff` is accepted for callers that name it.
+    Polling always backs off (see the module) by `backoff` per attempt (default 1.5);
+    `max_interval`, where given, is the cap the pauses grow to instead of `interval`.
     """
-    del backoff
     if max_interval is not None:
         interval = max(interval, max_interval)
 
@@ -115,7 +115,14 @@ def until(
         return result
 
     try:
-        return wait_for(what, check, timeout=timeout, interval=interval, transient=transient)
+        return wait_for(
+            what,
+            check,
+            timeout=timeout,
+            interval=interval,
+            transient=transient,
+            backoff=BACKOFF if backoff is None else backoff,
+        )
     except EnvironmentNotReady as err:
         if describe is not None:
             attempts = err.details.splitlines()[0]

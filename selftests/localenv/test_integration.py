@@ -27,7 +27,7 @@ from signcheck.localenv import kube as kubelib
 from signcheck.localenv.ports import is_listening
 from signcheck.localenv.probes import http_get
 from signcheck.localenv.process import is_alive
-from signcheck.localenv.waiting import NotYet, wait_for
+from signcheck.wait import NotYet, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 
 from signcheck.errors import EnvironmentNotReady
 from signcheck.localenv.process import ManagedProcess, is_alive, proc_start_time, terminate
-from signcheck.localenv.waiting import NotYet
+from signcheck.wait import NotYet
 
 FakeBinary = Callable[[str, str], Path]
 
@@ -101,9 +101,30 @@ def test_never_ready_times_out_with_last_observation_and_is_stopped(
         proc.start()
     err = info.value
     assert "sleeper failed to start: it was not ready within 0.5s" in err.message
+    assert "(timeouts.service_ready, SIGNCHECK_TIMEOUT_SERVICE_READY)" in err.message
     assert "last observation:" in err.details and "does not exist yet" in err.details
     assert "waiting forever" in err.details
     assert not proc.alive
+
+
+def test_never_ready_names_the_timeout_that_governs_it(
+    fake_binary: FakeBinary, tmp_path: Path
+) -> None:
+    # Kyverno's limit is kyverno_ready: the message must name the variable that stretches it.
+    binary = fake_binary("kyverno", "exec sleep 30\n")
+    proc = ManagedProcess(
+        "kyverno",
+        [binary],
+        log_path=tmp_path / "kyverno.log",
+        ready=file_probe(tmp_path / "never"),
+        ready_timeout=0.3,
+        ready_timeout_name="kyverno_ready",
+        poll_interval=0.05,
+    )
+    with pytest.raises(EnvironmentNotReady) as info:
+        proc.start()
+    assert "(timeouts.kyverno_ready, SIGNCHECK_TIMEOUT_KYVERNO_READY)" in info.value.message
+    assert "service_ready" not in info.value.message
 
 
 def test_transient_probe_errors_are_retried(fake_binary: FakeBinary, tmp_path: Path) -> None:

@@ -20,8 +20,8 @@ from signcheck.localenv.process import ManagedProcess, is_alive
 from signcheck.localenv.reap import down, reap_abandoned
 from signcheck.localenv.settings import Settings
 from signcheck.localenv.state import OwnerLock, RunState, list_runs, new_state
-from signcheck.localenv.waiting import NotYet, wait_for
 from signcheck.timeouts import Timeouts
+from signcheck.wait import NotYet, wait_for
 
 FakeBinary = Callable[[str, str], Path]
 
@@ -76,6 +76,36 @@ def test_wait_for_backs_off_from_a_fast_first_poll_to_the_interval() -> None:
     # The last pause is cut short by the deadline.
     assert all(b >= a for a, b in itertools.pairwise(pauses[:-1])), pauses
     assert max(pauses) == pytest.approx(0.5)
+
+
+def test_until_honours_its_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `until(backoff=)` used to be accepted and dropped: each pause must grow by it.
+    from signcheck import wait
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(wait, "wait_for", lambda *a, **kw: seen.update(kw) or True)
+    assert wait.until(lambda: True, what="x", timeout=1, backoff=2.0)
+    assert seen["backoff"] == 2.0
+    monkeypatch.undo()
+    for factor in (1.5, 3.0):
+        clock = FakeClock()
+        pauses: list[float] = []
+
+        def sleep(seconds: float, clock: FakeClock = clock, pauses: list[float] = pauses) -> None:
+            pauses.append(seconds)
+            clock.sleep(seconds)
+
+        with pytest.raises(EnvironmentNotReady):
+            wait_for(
+                "x",
+                lambda: (_ for _ in ()).throw(NotYet("no")),
+                timeout=1,
+                interval=10,
+                backoff=factor,
+                clock=clock,
+                sleep=sleep,
+            )
+        assert pauses[1] == pytest.approx(pauses[0] * factor), (factor, pauses)
 
 
 def test_wait_for_records_transient_errors_and_stops_on_others() -> None:

@@ -6,13 +6,12 @@ run as plain processes on loopback.
         env.info.kubeconfig, env.info.registry.url
 """
 
-from signcheck.localenv.attach import find_running
 from signcheck.localenv.env import LocalEnv, TeardownError
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.process import ManagedProcess
 from signcheck.localenv.settings import Settings
-from signcheck.localenv.waiting import NotYet, wait_for
 from signcheck.timeouts import Timeouts
+from signcheck.wait import NotYet, wait_for
 
 __all__ = [
     "EnvInfo",
@@ -23,6 +22,5 @@ __all__ = [
     "Settings",
     "TeardownError",
     "Timeouts",
-    "find_running",
     "wait_for",
 ]

@@ -18,7 +18,7 @@ import yaml
 
 from signcheck import tools
 from signcheck.localenv.kube import Kube
-from signcheck.localenv.waiting import NotYet
+from signcheck.wait import NotYet
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -48,7 +48,7 @@ from signcheck.localenv.services.kyverno import (
 from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.settings import Settings
 from signcheck.localenv.state import OwnerLock, RunState, new_state, remove_run_dir
-from signcheck.localenv.waiting import wait_for
+from signcheck.wait import wait_for
 
 TOOLS = (
     "registry",

@@ -8,7 +8,7 @@ import urllib.request
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from signcheck.localenv.waiting import NotYet
+from signcheck.wait import NotYet
 
 
 def ssl_context(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from signcheck.errors import EnvironmentNotReady, tail_lines
-from signcheck.localenv.waiting import TRANSIENT, NotYet, wait_for
+from signcheck.wait import TRANSIENT, NotYet, wait_for
 
 LOG_TAIL_LINES = 30
 
@@ -128,6 +128,7 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         ready_timeout: float = 60.0,
+        ready_timeout_name: str = "service_ready",
         stop_timeout: float = 5.0,
         poll_interval: float = 0.1,
         transient: tuple[type[BaseException], ...] = TRANSIENT,
@@ -139,6 +140,9 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.ready_timeout = ready_timeout
+        # The `Timeouts` field that sets the limit, so an expired start names the variable
+        # that stretches it (Kyverno's is kyverno_ready, not service_ready).
+        self.ready_timeout_name = ready_timeout_name
         self.stop_timeout = stop_timeout
         self.poll_interval = poll_interval
         self.transient = transient
@@ -234,8 +238,10 @@ class ManagedProcess:
             raise self._failure(f"exited with code {exited.returncode}", "") from None
         except EnvironmentNotReady as err:
             self.stop()
+            name = self.ready_timeout_name
             raise self._failure(
-                f"was not ready within {self.ready_timeout:g}s (timeouts.service_ready)",
+                f"was not ready within {self.ready_timeout:g}s "
+                f"(timeouts.{name}, SIGNCHECK_TIMEOUT_{name.upper()})",
                 err.details,
             ) from None
 

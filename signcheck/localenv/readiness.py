@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from signcheck.localenv import kube as kubelib
 from signcheck.localenv.probes import http_probe, ssl_context
-from signcheck.localenv.waiting import NotYet, wait_for
+from signcheck.wait import NotYet, wait_for
 
 #: Webhook configurations Kyverno registers at start, before any policy exists.
 EXPECTED_WEBHOOKS = (

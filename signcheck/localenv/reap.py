@@ -25,8 +25,8 @@ from signcheck.localenv.state import (
     remove_run_dir,
     stop_services,
 )
-from signcheck.localenv.waiting import NotYet, wait_for
 from signcheck.timeouts import Timeouts
+from signcheck.wait import NotYet, wait_for
 
 
 def _delete_webhooks(state: RunState, timeouts: Timeouts) -> list[str]:

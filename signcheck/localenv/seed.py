@@ -25,8 +25,8 @@ from signcheck.localenv.kube import Kube
 from signcheck.localenv.services.apiserver import KubeAPIServer
 from signcheck.localenv.services.etcd import Etcd
 from signcheck.localenv.services.kyverno import NAMESPACE
-from signcheck.localenv.waiting import wait_for
 from signcheck.timeouts import Timeouts
+from signcheck.wait import wait_for
 
 SEED_FORMAT = "1"
 

@@ -34,8 +34,11 @@ class Service:
     def ready(self) -> Probe | None:
         return None
 
+    ready_timeout_name = "service_ready"
+    """The `Timeouts` field that bounds this service's start."""
+
     def ready_timeout(self) -> float:
-        return self.timeouts.service_ready
+        return float(getattr(self.timeouts, self.ready_timeout_name))
 
     def prepare(self) -> None:
         """Write config files and certificates before the process starts."""
@@ -50,6 +53,7 @@ class Service:
             cwd=self.dir,
             ready=self.ready(),
             ready_timeout=self.ready_timeout(),
+            ready_timeout_name=self.ready_timeout_name,
             stop_timeout=self.timeouts.stop,
             poll_interval=self.timeouts.poll_interval,
         )

@@ -193,8 +193,7 @@ class Kyverno(Service):
     def env(self) -> Mapping[str, str]:
         return _common_env(f"{self.run_id}-admission", ADMISSION_SA, self.ca_bundle, self.dir)
 
-    def ready_timeout(self) -> float:
-        return self.timeouts.kyverno_ready
+    ready_timeout_name = "kyverno_ready"
 
     def ready(self) -> Probe:
         # The webhook server answers only once the leader has written the TLS secret; the
@@ -242,8 +241,7 @@ class ReportsController(Service):
     def env(self) -> Mapping[str, str]:
         return _common_env(f"{self.run_id}-reports", REPORTS_SA, self.ca_bundle, self.dir)
 
-    def ready_timeout(self) -> float:
-        return self.timeouts.kyverno_ready
+    ready_timeout_name = "kyverno_ready"
 
     def ready(self) -> Probe:
         # It serves nothing; holding its leader lease shows it is connected and running.
