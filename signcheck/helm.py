@@ -39,7 +39,7 @@ class RegCred:
     password: str = field(repr=False)
 
 
-def kyverno_values(
+def seed_kyverno_values(
     regcred: RegCred | None = None, replicas: int = 1, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The seed's `--set` values, made to work on the current chart.

@@ -67,7 +67,9 @@ def regcred(settings: Settings, registry: Registry) -> helm.RegCred | None:
 
 
 def kyverno_values(settings: Settings, registry: Registry) -> dict[str, Any]:
-    values = helm.kyverno_values(regcred(settings, registry))
+    """What the run installs Kyverno with: the seed's `--set` values (`helm.seed_kyverno_values`)
+    and the regcred from the registry credentials, under the user's `--kyverno-values`."""
+    values = helm.seed_kyverno_values(regcred(settings, registry))
     if settings.kyverno_values:
         extra = yaml.safe_load(settings.kyverno_values.read_text()) or {}
         if not isinstance(extra, dict):

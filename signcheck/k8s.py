@@ -203,6 +203,14 @@ def _status_message(body: str | bytes | None, fallback: str) -> tuple[str, int |
     return fallback, None
 
 
+def api_message(err: ApiException) -> str:
+    """The API server's own sentence for a failed call (the Status `message`), else its
+    reason: what a user reads, without the HTTP headers the exception's str() carries."""
+    fallback = str(err.body or err.reason or f"HTTP {err.status}")
+    message, _ = _status_message(err.body, fallback)
+    return message or fallback
+
+
 def pod(name: str, namespace: str, image: str, run_id: str, **labels: str) -> dict[str, Any]:
     """A minimal pod for one image; tolerates kwok's fake nodes, stops at once."""
     return {

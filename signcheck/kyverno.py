@@ -23,7 +23,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from signcheck.errors import EnvironmentNotReady
-from signcheck.k8s import Cluster
+from signcheck.k8s import Cluster, api_message
 from signcheck.k8s import pod as k8s_pod
 from signcheck.target import RUN_LABEL, Target
 from signcheck.wait import until
@@ -249,7 +249,7 @@ class Policies:
                 ) from err
             if err.status != 409:
                 raise EnvironmentNotReady(
-                    f"the cluster rejected {self.kind.kind} {name}", _api_message(err)
+                    f"the cluster rejected {self.kind.kind} {name}", api_message(err)
                 ) from err
         current = self.get(name) or {}
         body = copy.deepcopy(policy)
@@ -388,10 +388,3 @@ def wait_namespace_seen(cluster: Cluster, namespace: str, run_id: str, timeout: 
         max_interval=0.5,
         describe=lambda: last[0],
     )
-
-
-def _api_message(err: ApiException) -> str:
-    try:
-        return str(json.loads(err.body or "{}").get("message", err.body))
-    except ValueError:
-        return str(err.body)

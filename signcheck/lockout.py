@@ -15,7 +15,6 @@ other policies rely on would switch their enforcement off.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, cast
 
@@ -23,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from signcheck.errors import EnvironmentNotReady
-from signcheck.k8s import Cluster
+from signcheck.k8s import Cluster, api_message
 
 KYVERNO_WEBHOOKS = "webhook.kyverno.io/managed-by=kyverno"
 PROBE_NAMESPACE = "default"
@@ -59,17 +58,10 @@ def probe(cluster: Cluster, namespace: str = PROBE_NAMESPACE) -> str | None:
             _request_timeout=40,
         )
     except ApiException as err:
-        message = _message(err)
+        message = api_message(err)
         if found := _FAILED_CALL.search(message):
             return found.group("webhook")
     return None
-
-
-def _message(err: ApiException) -> str:
-    try:
-        return str(json.loads(err.body or "{}").get("message", err.body))
-    except ValueError:
-        return str(err.body)
 
 
 def remaining_policies(cluster: Cluster) -> list[str]:

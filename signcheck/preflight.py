@@ -13,7 +13,6 @@ policy webhook and any admission rule the cluster has).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +28,7 @@ from signcheck import kyverno, oci, signing, toolbuild
 from signcheck.config import Settings
 from signcheck.cosign import Cosign
 from signcheck.errors import ConfigError, SigncheckError
-from signcheck.k8s import Cluster
+from signcheck.k8s import Cluster, api_message
 from signcheck.target import Registry
 from signcheck.wait import until
 
@@ -361,7 +360,7 @@ class Preflight:
                     kyverno.GROUP, kyverno.VERSION, kyverno.PLURAL, policy, dry_run="All"
                 )
             except ApiException as err:
-                message = _api_message(err)
+                message = api_message(err)
                 if err.status == 409:
                     notes.append(f"{name} exists already")
                     return
@@ -381,13 +380,6 @@ class Preflight:
                     message,
                 ) from err
             notes.append(f"{name} accepted (dry run)")
-
-
-def _api_message(err: ApiException) -> str:
-    try:
-        return str(json.loads(err.body or "{}").get("message") or err.reason)
-    except ValueError:
-        return str(err.body or err.reason)
 
 
 def _short(message: str, limit: int = 400) -> str:

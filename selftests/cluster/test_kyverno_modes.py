@@ -47,7 +47,7 @@ def test_chart_renders_the_seed_values() -> None:
     the pull secret the seed relies on, and one admission controller replica."""
     _need_helm()
     key = json.dumps({"id": "aje" + secrets.token_hex(8), "private_key": "PLEASE DO NOT LEAK"})
-    values = helm.kyverno_values(helm.RegCred("cr.yandex", "json_key", key))
+    values = helm.seed_kyverno_values(helm.RegCred("cr.yandex", "json_key", key))
     docs = helm.Helm.pinned().template(values)
     secret = _by_kind(docs, "Secret", "regcred")
     assert secret["type"] == "kubernetes.io/dockerconfigjson"
