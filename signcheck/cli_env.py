@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 from signcheck.errors import ConfigError, EnvironmentNotReady
-from signcheck.localenv.env import new_run_id
 from signcheck.localenv.process import is_alive
 from signcheck.localenv.reap import down, reap_abandoned
 from signcheck.localenv.settings import Settings, runs_root
 from signcheck.localenv.state import RunState, list_runs
+from signcheck.target import new_run_id
 from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
 

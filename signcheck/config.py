@@ -12,10 +12,9 @@ from typing import Any, Literal
 
 from signcheck import profile
 from signcheck.errors import ConfigError
+from signcheck.target import TARGETS, TargetName
 from signcheck.timeouts import Timeouts
 
-TargetName = Literal["local", "cluster", "yandex"]
-TARGETS: tuple[TargetName, ...] = ("local", "cluster", "yandex")
 COSIGN_TOOLS = profile.COSIGN_TOOLS
 KMS_SCHEMES = ("hashivault://", "yckms://", "awskms://", "gcpkms://", "azurekms://")
 SABOTAGE = ("none", "no-policy", "audit", "other-key")

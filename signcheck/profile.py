@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from signcheck.errors import ConfigError
+from signcheck.target import TARGETS
 
 Kind = Literal["str", "path", "bool", "choice"]
 
@@ -52,7 +53,6 @@ class Option:
         return self.cli.lstrip("-")
 
 
-TARGETS = ("local", "cluster", "yandex")
 COSIGN_TOOLS = ("cosign-v2", "cosign-v3")
 KYVERNO_MODES = ("existing", "install")
 IMAGE_BUILDERS = ("oci", "docker")

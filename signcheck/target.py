@@ -17,6 +17,8 @@ from typing import Any, Literal
 from signcheck import redact
 
 Scheme = Literal["http", "https"]
+TargetName = Literal["local", "cluster", "yandex"]
+TARGETS: tuple[TargetName, ...] = ("local", "cluster", "yandex")
 
 RUN_LABEL = "signcheck.io/run"
 """Label (and annotation prefix) carried by everything a run creates in a cluster."""
@@ -27,7 +29,8 @@ of the run matches them): lets teardown find them all the same."""
 
 
 def new_run_id() -> str:
-    """Sortable, readable and unique: a valid label value, tag and path component."""
+    """Sortable, readable and unique: a valid label value, tag and path component. The one
+    format for suite runs and for environments started by `signcheck env up`."""
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 

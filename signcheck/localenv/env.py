@@ -11,9 +11,7 @@ errors, and first removes Kyverno's webhook configurations, which Kyverno never 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
-import secrets
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +46,7 @@ from signcheck.localenv.services.kyverno import (
 from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.settings import Settings
 from signcheck.localenv.state import OwnerLock, RunState, new_state, remove_run_dir
+from signcheck.target import new_run_id
 from signcheck.wait import wait_for
 
 TOOLS = (
@@ -79,11 +78,6 @@ STOP_TIERS = (
 
 class TeardownError(SigncheckError):
     """Teardown finished but something could not be stopped or removed."""
-
-
-def new_run_id() -> str:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"sc-{stamp}-{secrets.token_hex(3)}"
 
 
 def resolve_tools(names: tuple[str, ...] = TOOLS) -> tuple[dict[str, Path], dict[str, str]]:
