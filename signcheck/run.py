@@ -12,7 +12,7 @@ import contextlib
 import hashlib
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,11 @@ class RunResources:
 
     def repository(self, role: str) -> str:
         return self.target.registry.repository(self.target.run_id, role)
+
+    def for_run(self, run_id: str) -> RunResources:
+        """The resources of a run with `run_id` on the same target (registry, cluster, run
+        directory): SEED-08's miniature run."""
+        return RunResources(replace(self.target, run_id=run_id), self.settings, self.phases)
 
     @property
     def policy_name(self) -> str:

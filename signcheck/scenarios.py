@@ -13,17 +13,15 @@ from __future__ import annotations
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from signcheck import ivpol, k8s, kyverno, oci, toolbuild
 from signcheck.cosign import Cosign, KeyPair, SignatureFormat
 from signcheck.errors import SigncheckError
 from signcheck.kyverno import VARIANT_LABEL
 from signcheck.report import admission_record
+from signcheck.runcontext import RunContext
 from signcheck.target import Target
-
-if TYPE_CHECKING:
-    from signcheck.run import RunResources
 
 Api = Literal["cpol", "ivpol"]
 
@@ -176,7 +174,7 @@ class Scenarios:
         )
 
 
-def policy_name(res: RunResources, variant: str) -> str:
+def policy_name(res: RunContext, variant: str) -> str:
     # `check-image` -> `check-image-<variant>`, `check-image-<run>` -> `check-image-<v>-<run>`
     return res.policy_name.replace("check-image", f"check-image-{variant}", 1)
 
@@ -185,7 +183,7 @@ def policy_name(res: RunResources, variant: str) -> str:
 
 
 def push_images(
-    res: RunResources, catalogue: bool = True
+    res: RunContext, catalogue: bool = True
 ) -> tuple[dict[str, oci.PushedImage], oci.PushedImage]:
     """The scenarios' images (none when only the seed's tests run) and the outside one."""
     run_id = res.target.run_id
@@ -196,7 +194,7 @@ def push_images(
 
 
 def sign_images(
-    res: RunResources,
+    res: RunContext,
     cosign: Cosign,
     keys: dict[str, KeyPair],
     images: dict[str, oci.PushedImage],
@@ -236,7 +234,7 @@ def sign_images(
 
 
 def _other_cosign(
-    res: RunResources, like: Cosign, tool: str, errors: dict[str, str]
+    res: RunContext, like: Cosign, tool: str, errors: dict[str, str]
 ) -> Cosign | None:
     """The other cosign pin (for the compatibility images), with the run's cosign's KMS
     credentials; a build failure is recorded, so the compatibility scenarios report it
@@ -260,7 +258,7 @@ def _other_cosign(
 
 
 def variant_policies(
-    res: RunResources,
+    res: RunContext,
     main: KeyPair,
     other: KeyPair,
     registry_requires_auth: bool,
@@ -331,7 +329,7 @@ AUDIT_ROLES = ("signed", "unsigned")
 
 
 def start_audit(
-    res: RunResources, seed_images: dict[str, oci.PushedImage]
+    res: RunContext, seed_images: dict[str, oci.PushedImage]
 ) -> tuple[str, dict[str, dict[str, Any]]]:
     """Create the Audit scenario's pods now: Kyverno's reports controller turns admission
     results into a PolicyReport only after a fixed delay (about 10 to 20 s in v1.19), which

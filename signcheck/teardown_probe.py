@@ -9,24 +9,16 @@ then asks the cluster and the registry what is left.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from signcheck import k8s, kyverno
+from signcheck.runcontext import RunContext
 from signcheck.target import new_run_id
 
-if TYPE_CHECKING:
-    from signcheck.run import RunResources
 
-
-def mini_run(res: RunResources, run_id: str) -> RunResources:
-    """The resources of a run with `run_id` on the same target (registry, cluster, run dir)."""
-    return type(res)(replace(res.target, run_id=run_id), res.settings, res.phases)
-
-
-def start(res: RunResources, public_key_pem: str) -> dict[str, Any]:
+def start(res: RunContext, public_key_pem: str) -> dict[str, Any]:
     """Create the miniature run and tear it down at once; returns its JSON-safe record."""
-    mini = mini_run(res, "td-" + new_run_id())
+    mini = res.for_run("td-" + new_run_id())
     run_id = mini.target.run_id
     errors: list[str] = []
     before: dict[str, list[str]] = {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 
-from signcheck import teardown_probe
 from signcheck.pytest_plugin import SigncheckRun
 from signcheck.run import RunResources, State
 from signcheck.target import Target
@@ -37,6 +36,6 @@ def test_teardown_removes_everything(
     assert set(probe["before"]) == {"namespaces", "policies", "images"}, probe["before"]
     assert not probe["errors"], probe["errors"]
     res = RunResources(target, signcheck_run.settings, signcheck_run.phases)
-    mini = teardown_probe.mini_run(res, probe["run_id"])
+    mini = res.for_run(probe["run_id"])
     after = mini.leftovers(wait=signcheck_run.settings.timeouts.namespace_delete)
     assert after == {}, f"left behind: {after}"
