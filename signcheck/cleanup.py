@@ -191,14 +191,14 @@ def _target(info: RunInfo) -> Target | None:
         return None
     password = os.environ.get("SIGNCHECK_REGISTRY_PASSWORD") or None
     target = Target.from_json(json.dumps(info.target), password)
-    if target.registry.username and not password and target.name == "local":
+    if target.registry.username and not password and target.disposable:
         # A local environment keeps its registry password in its own 0600 file; a crashed
         # run leaves that environment (and the file) behind until the cleanup removes it.
         password = _local_registry_password(target)
         if password:
             redact.register(password)
             target = Target.from_json(json.dumps(info.target), password)
-    if target.registry.username and not password and target.name != "local":
+    if target.registry.username and not password and not target.disposable:
         # Passwords are never written to the run directory: the cleanup needs it again
         # (not on the local target, whose registry goes with its environment).
         raise ConfigError(
@@ -226,7 +226,7 @@ def _local_registry_password(target: Target) -> str | None:
 
 def _settings_for(target: Target) -> Settings:
     return Settings(
-        target="local" if target.name == "local" else "cluster",
+        target="local" if target.disposable else "cluster",
         kyverno_namespace=target.kyverno_namespace,
         registry_prefix=target.registry.repository_prefix,
     )
@@ -355,7 +355,7 @@ def describe_run(info: RunInfo) -> list[str]:
     except ConfigError as err:
         target = None
         lines.append(err.message)
-    if target is not None and target.name != "local":
+    if target is not None and not target.disposable:
         try:
             for kind, names in remote_leftovers(target, info.run_id).items():
                 lines.append(f"{kind}: {', '.join(names)}")
@@ -389,7 +389,7 @@ def clean_run(info: RunInfo, *, namespace_wait: float = 90.0) -> Outcome:
             return out
         # On the local target the cluster and registry live inside the environment, which
         # goes as a whole; elsewhere they outlive the run and are cleaned by run id.
-        if target is not None and target.name != "local":
+        if target is not None and not target.disposable:
             try:
                 actions, errors = remove_remote(target, info.run_id, namespace_wait)
             except Exception as err:

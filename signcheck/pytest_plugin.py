@@ -233,16 +233,16 @@ class SigncheckRun:
             state = shared.read(self.run_dir, "resources")
             if state and "cosign_version" in state:
                 self.summary.versions["cosign"] = state["cosign_version"]
-            if self.settings.target != "local":
+            if not target.disposable:
                 self.summary.teardown = self._remove_run(target)
         try:
             self._stack.close()
         except Exception as err:
             self.summary.problems.append(f"environment teardown: {err}")
-            if self.settings.target == "local":
+            if target is None or target.disposable:
                 self.summary.teardown = {"clean": False, "errors": [str(err)], "leftovers": {}}
         else:
-            if target is not None and self.settings.target == "local":
+            if target is not None and target.disposable:
                 # The run's cluster and registry go with their processes and data: deleting
                 # each object first (and waiting out namespace deletion) would only cost time.
                 # SEED-08 proves the object-by-object teardown that cluster targets rely on.

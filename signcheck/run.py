@@ -37,9 +37,9 @@ def repositories(target: Target) -> list[str]:
 
 
 def policy_name(target: Target, settings: Settings) -> str:
-    # The seed's name on the local target (one environment per run). On a shared cluster two
-    # runs at once must not overwrite each other's policy.
-    if target.name == "local" or settings.seed_exact_policy:
+    # The seed's name on a cluster of the run's own. On a shared cluster two runs at once must
+    # not overwrite each other's policy.
+    if target.disposable or settings.seed_exact_policy:
         return "check-image"
     return f"check-image-{target.run_id}"
 

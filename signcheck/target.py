@@ -82,6 +82,10 @@ class Target:
     pods_run: bool = True
     """Whether admitted pods can reach Running (kwok fakes it locally; real clusters need a
     runnable image)."""
+    disposable: bool = False
+    """The cluster and registry are the run's own and stop with it (the local target): nothing
+    in them outlives the run, so they are not cleaned object by object, and no other run
+    shares them. A behaviour flag, so code asks what a target does, not what it is called."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -115,5 +119,7 @@ class Target:
             versions=dict(data.get("versions", {})),
             kyverno_log=Path(data["kyverno_log"]) if data.get("kyverno_log") else None,
             pods_run=bool(data.get("pods_run", True)),
+            # Records written before the flag existed: only the local target was disposable.
+            disposable=bool(data.get("disposable", data["name"] == "local")),
             extra=dict(data.get("extra", {})),
         )

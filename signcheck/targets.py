@@ -45,6 +45,7 @@ def from_env_info(info: Any, run_dir: Path) -> Target:
         versions=_with_kubernetes(dict(getattr(info, "versions", {}) or {})),
         kyverno_log=kyverno_log,
         pods_run=True,
+        disposable=True,
         extra={
             "env_run_dir": str(info.run_dir),
             "logs_dir": str(logs) if logs else None,

@@ -23,7 +23,7 @@ KNOWN_CYCLES: list[set[str]] = []
 """None left: `scenarios` and `teardown_probe` take a `runcontext.RunContext`, no longer
 `run.RunResources` (which imported them while they imported it under TYPE_CHECKING)."""
 
-TARGET_NAME_CHECKS = {"cleanup.py": 5, "config.py": 5, "pytest_plugin.py": 4, "run.py": 1}
+TARGET_NAME_CHECKS = {"config.py": 5, "pytest_plugin.py": 1}
 """`== "local"`-style comparisons outside `target.py` and `targets.py` today (behaviour flags
 on `Target` replace them)."""
 
