@@ -46,9 +46,6 @@ COMPAT = pytest.StashKey[dict[str, Any]]()
 """A compatibility result a test recorded (signature format x policy API): reported as a
 result of its own, never a silent skip."""
 
-TOOLS = ("registry",)
-"""Tools the suite itself needs before the target boots (cosign is added per settings)."""
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("signcheck", "signcheck conformance suite")
@@ -145,10 +142,9 @@ class SigncheckRun:
 
     def _boot(self) -> Target:
         try:
-            if self.settings.target == "local":
-                # Cluster targets check (and build) their tools in the preflight.
+            if needed := targets.tools_before_boot(self.settings):
                 with self.phases.time("tools"):
-                    toolbuild.ensure([*TOOLS, self.settings.cosign_tool])
+                    toolbuild.ensure(needed)
             with self.phases.time("environment boot"):
                 provider = targets.provider(self.settings, self.run_id, self.run_dir)
                 target = self._stack.enter_context(provider)

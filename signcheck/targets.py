@@ -191,6 +191,14 @@ def _kyverno_version(c: Cluster, namespace: str) -> str | None:
     return None
 
 
+def tools_before_boot(settings: Settings) -> list[str]:
+    """Pinned tools to build (when missing) before the target boots: the local target's
+    registry and cosign. Cluster targets check, and build, theirs in the preflight."""
+    if settings.target == "local":
+        return ["registry", settings.cosign_tool]
+    return []
+
+
 def provider(
     settings: Settings, run_id: str, run_dir: Path
 ) -> contextlib.AbstractContextManager[Target]:

@@ -16,14 +16,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "signcheck"
 
 MAX_LINES = 450
-OVERSIZE = {"pytest_plugin.py": 618, "cleanup.py": 492, "oci.py": 471}
+OVERSIZE = {"pytest_plugin.py": 614, "cleanup.py": 492, "oci.py": 471}
 """Modules over the limit today, with their line counts (they may not grow)."""
 
 KNOWN_CYCLES: list[set[str]] = []
 """None left: `scenarios` and `teardown_probe` take a `runcontext.RunContext`, no longer
 `run.RunResources` (which imported them while they imported it under TYPE_CHECKING)."""
 
-TARGET_NAME_CHECKS = {"config.py": 5, "pytest_plugin.py": 1}
+TARGET_NAME_CHECKS = {"config.py": 5}
 """`== "local"`-style comparisons outside `target.py` and `targets.py` today (behaviour flags
 on `Target` replace them)."""
 
