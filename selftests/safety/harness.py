@@ -32,6 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SEED_TESTS = ("tests/test_seed.py", "tests/test_teardown.py")
 
 
+def _default_sigint() -> None:
+    # A run started from a background job of a non-interactive shell (CI wrappers, `cmd &`)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler: the
+    # run under test must see Ctrl-C as a user's terminal delivers it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class Dirs:
     """The run directories of one selftest."""
@@ -77,6 +84,7 @@ class SuiteRun:
             stderr=subprocess.STDOUT,
             text=True,
             env=env or dirs.environ(),
+            preexec_fn=_default_sigint,
         )
         out.close()
         return cls(dirs, reports, proc, out_path)
