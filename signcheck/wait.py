@@ -96,7 +96,7 @@ def until(
     interval: float = 0.25,
     transient: tuple[type[BaseException], ...] = (),
     describe: Callable[[], str] | None = None,
-    backoff: float | None = None,
+    backoff: float = BACKOFF,
     max_interval: float | None = None,
 ) -> T:
     """`wait_for` for probes that answer None or False for "not yet"; `describe` may add
@@ -121,7 +121,7 @@ def until(
             timeout=timeout,
             interval=interval,
             transient=transient,
-            backoff=BACKOFF if backoff is None else backoff,
+            backoff=backoff,
         )
     except EnvironmentNotReady as err:
         if describe is not None:

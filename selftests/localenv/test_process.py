@@ -85,46 +85,37 @@ def test_exit_before_ready_names_service_command_code_and_log(
     assert "line 20\n" not in err.details and "line 22" in err.details
 
 
+@pytest.mark.parametrize(
+    ("name", "timeout_name", "other"),
+    [("sleeper", "service_ready", "kyverno_ready"), ("kyverno", "kyverno_ready", "service_ready")],
+    ids=["default", "kyverno"],
+)
 def test_never_ready_times_out_with_last_observation_and_is_stopped(
-    fake_binary: FakeBinary, tmp_path: Path
+    fake_binary: FakeBinary, tmp_path: Path, name: str, timeout_name: str, other: str
 ) -> None:
-    binary = fake_binary("sleeper", "echo waiting forever; exec sleep 30\n")
+    # The message names the Timeouts field (and variable) that governs this service's start:
+    # Kyverno's is kyverno_ready, not service_ready.
+    binary = fake_binary(name, "echo waiting forever; exec sleep 30\n")
+    kwargs = {} if timeout_name == "service_ready" else {"ready_timeout_name": timeout_name}
     proc = ManagedProcess(
-        "sleeper",
+        name,
         [binary],
-        log_path=tmp_path / "sleeper.log",
+        log_path=tmp_path / f"{name}.log",
         ready=file_probe(tmp_path / "never"),
         ready_timeout=0.5,
         poll_interval=0.05,
+        **kwargs,
     )
     with pytest.raises(EnvironmentNotReady) as info:
         proc.start()
     err = info.value
-    assert "sleeper failed to start: it was not ready within 0.5s" in err.message
-    assert "(timeouts.service_ready, SIGNCHECK_TIMEOUT_SERVICE_READY)" in err.message
+    assert f"{name} failed to start: it was not ready within 0.5s" in err.message
+    expected = f"(timeouts.{timeout_name}, SIGNCHECK_TIMEOUT_{timeout_name.upper()})"
+    assert expected in err.message
+    assert other not in err.message
     assert "last observation:" in err.details and "does not exist yet" in err.details
     assert "waiting forever" in err.details
     assert not proc.alive
-
-
-def test_never_ready_names_the_timeout_that_governs_it(
-    fake_binary: FakeBinary, tmp_path: Path
-) -> None:
-    # Kyverno's limit is kyverno_ready: the message must name the variable that stretches it.
-    binary = fake_binary("kyverno", "exec sleep 30\n")
-    proc = ManagedProcess(
-        "kyverno",
-        [binary],
-        log_path=tmp_path / "kyverno.log",
-        ready=file_probe(tmp_path / "never"),
-        ready_timeout=0.3,
-        ready_timeout_name="kyverno_ready",
-        poll_interval=0.05,
-    )
-    with pytest.raises(EnvironmentNotReady) as info:
-        proc.start()
-    assert "(timeouts.kyverno_ready, SIGNCHECK_TIMEOUT_KYVERNO_READY)" in info.value.message
-    assert "service_ready" not in info.value.message
 
 
 def test_transient_probe_errors_are_retried(fake_binary: FakeBinary, tmp_path: Path) -> None:
