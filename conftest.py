@@ -4,7 +4,7 @@ Conformance runs (`pytest`, `pytest tests`) write reports/; runs of `selftests/`
 """
 
 pytest_plugins = [
-    "signcheck.pytest_plugin",
+    "signcheck.suite.plugin",
     "fixtures.session",
     "fixtures.namespace",
     # For the plugin's own selftests (selftests/lib/test_reports.py); inert otherwise.

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from benchmarks.stand import Stand
-from signcheck import tools
+from signcheck.tools import pins
 
 ROOT = Path(__file__).resolve().parent.parent
 PEER_DIR = ROOT / "benchmarks" / "peers" / "seed"
@@ -41,7 +41,7 @@ def run_chainsaw(stand: Stand, values: dict[str, Any], workdir: Path) -> dict[st
     values_file = workdir / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
     argv = [
-        str(tools.path_of("chainsaw")),
+        str(pins.path_of("chainsaw")),
         "test",
         "--test-dir",
         str(PEER_DIR),

@@ -17,12 +17,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from signcheck import kyverno, oci
-from signcheck.cosign import Cosign, KeyPair
-from signcheck.k8s import Admission, Cluster, pod
+from signcheck.clients import oci
+from signcheck.clients.k8s import Admission, Cluster, pod
+from signcheck.kyverno import cpol
 from signcheck.localenv import LocalEnv, Settings
+from signcheck.providers.local import from_env_info
 from signcheck.target import Target
-from signcheck.targets import from_env_info
+from signcheck.tools.cosign import Cosign, KeyPair
 
 POLICY = "check-image"
 
@@ -90,11 +91,11 @@ class Stand:
 
     def policy(self, **overrides: Any) -> dict[str, Any]:
         overrides.setdefault("name", POLICY)
-        return kyverno.run_policy(self.target, (self.key.public_pem,), **overrides)
+        return cpol.run_policy(self.target, (self.key.public_pem,), **overrides)
 
     def apply_policy(self, timeout: float = 60.0, **overrides: Any) -> float:
         """Apply the seed policy and wait until Ready; returns the seconds it took."""
-        policies = kyverno.Policies(self.cluster)
+        policies = cpol.Policies(self.cluster)
         policy = self.policy(**overrides)
         start = time.perf_counter()
         policies.apply(policy)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from signcheck import tools
+from signcheck.tools import pins
 
 
 def warm_list_seconds(runs: int) -> list[float]:
@@ -36,8 +36,8 @@ def warm_list_seconds(runs: int) -> list[float]:
 
 def recorded_cold_builds() -> dict[str, float | None]:
     out: dict[str, float | None] = {}
-    for g in tools.load_pins():
-        marker = tools.group_dir(g) / "build.json"
+    for g in pins.load_pins():
+        marker = pins.group_dir(g) / "build.json"
         out[g.name] = json.loads(marker.read_text()).get("seconds") if marker.is_file() else None
     return out
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         cold[group] = round(fresh_cold_build(group), 1)
     warm = warm_list_seconds(args.runs)
     print(f"{'group':<14} {'version':<10} cold build (s)")
-    for g in tools.load_pins():
+    for g in pins.load_pins():
         secs = cold.get(g.name)
         print(f"{g.name:<14} {g.version:<10} {secs if secs is not None else 'not built'}")
     total = sum(v for v in cold.values() if v)

@@ -8,6 +8,6 @@ keeps every nested run on the machine's real cache.
 
 import os
 
-from signcheck import tools
+from signcheck.tools import pins
 
-os.environ.setdefault("SIGNCHECK_CACHE", str(tools.cache_root()))
+os.environ.setdefault("SIGNCHECK_CACHE", str(pins.cache_root()))

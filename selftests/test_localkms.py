@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from signcheck import tools
-from signcheck.localkms import LocalKms
+from signcheck.localenv.services.localkms import LocalKms
+from signcheck.tools import pins
 
 pytestmark = pytest.mark.integration
 
 
 def test_cosign_creates_a_key_in_the_local_kms_and_reads_its_public_key(tmp_path: Path) -> None:
     for name in ("local-kms", "cosign-v2"):
-        if not tools.resolve(name).ok:
+        if not pins.resolve(name).ok:
             pytest.skip(f"{name} not built (signcheck tools build {name})")
-    cosign = str(tools.path_of("cosign-v2"))
+    cosign = str(pins.path_of("cosign-v2"))
     with LocalKms(tmp_path) as lk:
         key = lk.key("signcheck-selftest")
         env = {**os.environ, **key.env}

@@ -95,9 +95,9 @@ def test_security_group_opens_the_api_only_to_the_allowed_cidrs() -> None:
 
 
 def _tofu() -> str:
-    from signcheck import tools
+    from signcheck.tools import pins
 
-    res = tools.resolve("tofu")
+    res = pins.resolve("tofu")
     if res.ok and res.path:
         return str(res.path)
     found = shutil.which("tofu") or shutil.which("terraform")

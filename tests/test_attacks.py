@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 
-from signcheck import expect, forge, k8s, oci
-from signcheck.k8s import Admission
-from signcheck.run import Images
-from signcheck.scenarios import MAIN, PolicyRef, Scenarios
+from signcheck.artefacts import forge
+from signcheck.clients import k8s, oci
+from signcheck.clients.k8s import Admission
+from signcheck.run.resources import Images
+from signcheck.run.scenarios import MAIN, PolicyRef, Scenarios
+from signcheck.suite import expect
 from signcheck.target import Target
 
 Admit = Callable[..., Admission]

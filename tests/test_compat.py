@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
-from signcheck import expect, k8s
-from signcheck.cosign import Cosign
-from signcheck.k8s import Admission
-from signcheck.run import State
-from signcheck.scenarios import FORMATS, MAIN, PolicyRef, Scenarios
+from signcheck.clients import k8s
+from signcheck.clients.k8s import Admission
+from signcheck.run.resources import State
+from signcheck.run.scenarios import FORMATS, MAIN, PolicyRef, Scenarios
+from signcheck.suite import expect
 from signcheck.target import Target
+from signcheck.tools.cosign import Cosign
 
 Admit = Callable[..., Admission]
 MakeNamespace = Callable[..., str]

@@ -8,11 +8,13 @@ from collections.abc import Callable
 
 import pytest
 
-from signcheck import expect, ivpol, k8s, kyverno, policyreports
-from signcheck.k8s import Admission, Cluster
-from signcheck.pytest_plugin import ADMISSIONS, NAMESPACE, SigncheckRun
-from signcheck.run import Images, State
-from signcheck.scenarios import PolicyRef, Scenarios
+from signcheck.clients import k8s
+from signcheck.clients.k8s import Admission, Cluster
+from signcheck.kyverno import cpol, ivpol, policyreports
+from signcheck.run.resources import Images, State
+from signcheck.run.scenarios import PolicyRef, Scenarios
+from signcheck.suite import expect
+from signcheck.suite.plugin import ADMISSIONS, NAMESPACE, SigncheckRun
 from signcheck.target import Target
 
 Admit = Callable[..., Admission]
@@ -87,8 +89,8 @@ def test_image_validating_policy_twin(
 ) -> None:
     """Clusters on Kyverno's successor API are held to the same promise."""
     policy = policy_of("ivpol")
-    live = kyverno.Policies(cluster, kyverno.IMAGE_VALIDATING_POLICY).get(policy.name)
-    assert live is not None and kyverno.ivpol_is_ready(live), live and live.get("status")
+    live = cpol.Policies(cluster, cpol.IMAGE_VALIDATING_POLICY).get(policy.name)
+    assert live is not None and cpol.ivpol_is_ready(live), live and live.get("status")
     spec = live["spec"]
     assert spec["validationActions"] == ["Deny"]
     assert spec["failurePolicy"] == "Fail"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from signcheck import policyreports
-from signcheck.k8s import Admission, Cluster
-from signcheck.pytest_plugin import SigncheckRun
-from signcheck.run import State
+from signcheck.clients.k8s import Admission, Cluster
+from signcheck.kyverno import policyreports
+from signcheck.run.resources import State
+from signcheck.suite.plugin import SigncheckRun
 
 REPORT_TIMEOUT = 90.0
 """The reports-controller aggregates admission results some seconds after the request."""

@@ -12,11 +12,12 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from signcheck import expect, k8s, oci
+from signcheck.clients import k8s, oci
+from signcheck.clients.k8s import Admission, Cluster
 from signcheck.errors import EnvironmentNotReady
-from signcheck.k8s import Admission, Cluster
-from signcheck.run import Images
-from signcheck.scenarios import MAIN, PolicyRef, Scenarios
+from signcheck.run.resources import Images
+from signcheck.run.scenarios import MAIN, PolicyRef, Scenarios
+from signcheck.suite import expect
 from signcheck.target import Target
 
 Admit = Callable[..., Admission]

@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import pytest
 
-from signcheck import expect, k8s
-from signcheck.k8s import Admission
-from signcheck.run import Images
-from signcheck.scenarios import MAIN, PolicyRef, Scenarios
+from signcheck.clients import k8s
+from signcheck.clients.k8s import Admission
+from signcheck.run.resources import Images
+from signcheck.run.scenarios import MAIN, PolicyRef, Scenarios
+from signcheck.suite import expect
 from signcheck.target import Target
 
 Admit = Callable[..., Admission]

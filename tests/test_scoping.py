@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 
-from signcheck import expect, k8s, kyverno
-from signcheck.k8s import Admission
-from signcheck.pytest_plugin import SigncheckRun
-from signcheck.run import Images, State
-from signcheck.scenarios import MAIN, PolicyRef
+from signcheck.clients import k8s
+from signcheck.clients.k8s import Admission
+from signcheck.kyverno import cpol
+from signcheck.run.resources import Images, State
+from signcheck.run.scenarios import MAIN, PolicyRef
+from signcheck.suite import expect
+from signcheck.suite.plugin import SigncheckRun
 from signcheck.target import RUN_LABEL, Target
 
 Admit = Callable[..., Admission]
@@ -90,21 +92,21 @@ def _without(doc: dict[str, Any], additions: dict[str, Any]) -> dict[str, Any]:
 )
 def test_seed_exact_policy(
     run_state: State,
-    policies: kyverno.Policies,
+    policies: cpol.Policies,
     signcheck_run: SigncheckRun,
     target: Target,
 ) -> None:
     """Users who want the tutorial's policy and nothing else get exactly that."""
     glob = target.registry.run_glob(target.run_id)
     pem = run_state.public_key.read_text().strip()
-    seed = kyverno.seed_policy()
+    seed = cpol.seed_policy()
     verify = seed["spec"]["rules"][0]["verifyImages"][0]
     keys = verify["attestors"][0]["entries"][0]["keys"]
     assert verify["imageReferences"] == ["{{ registry }}/<registry_ID>/*"]
     assert keys["publicKeys"] == "<cosign.pub_contents>"
     verify["imageReferences"], keys["publicKeys"] = [glob], pem
-    exact = kyverno.render_cluster_policy(
-        kyverno.PolicySpec(
+    exact = cpol.render_cluster_policy(
+        cpol.PolicySpec(
             run_id=target.run_id, image_references=(glob,), public_keys=(pem,), seed_exact=True
         )
     )
@@ -121,4 +123,4 @@ def test_seed_exact_policy(
         assert "namespaceSelector" not in match, match
         assert run_state.policy == exact
     else:
-        assert match["namespaceSelector"] == kyverno.namespace_selector(target.run_id, None)
+        assert match["namespaceSelector"] == cpol.namespace_selector(target.run_id, None)

@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from signcheck import expect, kyverno, oci
-from signcheck.cosign import Cosign
-from signcheck.k8s import Admission, Cluster
-from signcheck.pytest_plugin import SigncheckRun
-from signcheck.run import Images, State
+from signcheck.clients import oci
+from signcheck.clients.k8s import Admission, Cluster
+from signcheck.kyverno import cpol
+from signcheck.run.resources import Images, State
+from signcheck.suite import expect
+from signcheck.suite.plugin import SigncheckRun
 from signcheck.target import Target
+from signcheck.tools.cosign import Cosign
 
 # Only the seed's session resources: a run of the seed's tests alone makes nothing more.
 pytestmark = pytest.mark.seed_only
@@ -82,12 +84,12 @@ def test_cosign_verify_unsigned(cosign: Cosign, run_state: State) -> None:
     step="Create a policy (kubectl apply -f policy.yaml): Ready",
     expect="the policy is Ready, enforcing, fail-closed, 30 s, with the signing key",
 )
-def test_policy_ready(policies: kyverno.Policies, run_state: State) -> None:
+def test_policy_ready(policies: cpol.Policies, run_state: State) -> None:
     """The policy under test is the seed's, live and enforcing, with the signing key."""
     assert run_state.policy, expect.describe_policy(run_state.policy)
     live = policies.get(run_state.policy_name)
     assert live is not None, f"ClusterPolicy {run_state.policy_name} does not exist"
-    assert kyverno.is_ready(live), f"not Ready: {live.get('status')}"
+    assert cpol.is_ready(live), f"not Ready: {live.get('status')}"
     spec = live["spec"]
     assert spec["validationFailureAction"].lower() == "enforce", expect.describe_policy(live)
     assert spec["failurePolicy"] == "Fail"

@@ -4,7 +4,7 @@ The session's own teardown happens after the last test (and the summary records 
 anything, it left: `teardown.leftovers`, failing the run). This test proves the same
 object-by-object teardown on a miniature run of its own (namespace, pod, policy, image),
 while the suite can still observe it. The miniature run is made and torn down with the
-session resources (`signcheck.teardown_probe`), so its namespace deletion, which no cluster
+session resources (`signcheck.run.teardown_probe`), so its namespace deletion, which no cluster
 finishes in under 5 s, has run out by the time this test looks.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from signcheck.pytest_plugin import SigncheckRun
-from signcheck.run import RunResources, State
+from signcheck.run.resources import RunResources, State
+from signcheck.suite.plugin import SigncheckRun
 from signcheck.target import Target
 
 # Only the seed's session resources: a run of the seed's tests alone makes nothing more.

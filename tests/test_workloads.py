@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from signcheck import expect, k8s, workloads
-from signcheck.k8s import Admission, Cluster
-from signcheck.pytest_plugin import SigncheckRun
-from signcheck.run import Images
-from signcheck.scenarios import MAIN, PolicyRef
+from signcheck.clients import k8s, workloads
+from signcheck.clients.k8s import Admission, Cluster
+from signcheck.run.resources import Images
+from signcheck.run.scenarios import MAIN, PolicyRef
+from signcheck.suite import expect
+from signcheck.suite.plugin import SigncheckRun
 from signcheck.target import Target
 
 Admit = Callable[..., Admission]

@@ -17,8 +17,8 @@ import yaml
 from kubernetes import client
 
 from selftests.cluster.conftest import ClusterUnderTest, Outcome
-from signcheck import tools
-from signcheck.k8s import Cluster
+from signcheck.clients.k8s import Cluster
+from signcheck.tools import pins
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +45,9 @@ def assert_one_error(outcome: Outcome, *needles: str) -> str:
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     """Two cosign key pairs made by the pinned cosign with a known password."""
-    if not tools.resolve("cosign-v2").ok:
+    if not pins.resolve("cosign-v2").ok:
         pytest.skip("cosign-v2 not built")
-    cosign = str(tools.path_of("cosign-v2"))
+    cosign = str(pins.path_of("cosign-v2"))
     out: dict[str, Path | str] = {"password": "pw-" + secrets.token_hex(8)}
     for name in ("a", "b"):
         d = tmp_path_factory.mktemp(f"key-{name}")
@@ -336,9 +336,9 @@ def test_public_key_does_not_match(
 
 
 def test_tool_at_the_wrong_version(some_cluster: ClusterUnderTest, tmp_path: Path) -> None:
-    if not tools.resolve("cosign-v3").ok:
+    if not pins.resolve("cosign-v3").ok:
         pytest.skip("cosign-v3 not built")
-    v3 = tools.path_of("cosign-v3")
+    v3 = pins.path_of("cosign-v3")
     outcome = some_cluster.run(tmp_path, env={"SIGNCHECK_COSIGN_V2": str(v3)})
     assert_one_error(outcome, "cosign-v2 v2.6.5 is not available", "reports v3.1.3")
 

@@ -22,7 +22,7 @@ import pytest
 
 from selftests.cluster.conftest import ROOT, ClusterUnderTest
 from selftests.cluster.test_bad_input import assert_one_error, closed_port
-from signcheck import oci
+from signcheck.clients import oci
 from signcheck.target import Registry
 
 pytestmark = pytest.mark.integration
@@ -97,7 +97,7 @@ def test_builder_builds_the_fixture_dockerfile_and_pushes(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from signcheck.dockerbuild import DockerBuilder
+    from signcheck.artefacts.dockerbuild import DockerBuilder
 
     monkeypatch.setenv("DOCKER_HOST", docker_host)
     host = some_cluster.registry.removeprefix("http://")

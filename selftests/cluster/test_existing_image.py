@@ -11,7 +11,7 @@ import pytest
 
 from selftests.cluster.conftest import ClusterUnderTest
 from selftests.cluster.test_bad_input import assert_one_error
-from signcheck import oci
+from signcheck.clients import oci
 from signcheck.target import Registry
 
 pytestmark = pytest.mark.integration

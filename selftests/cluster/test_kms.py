@@ -18,8 +18,8 @@ import pytest
 
 from selftests.cluster.conftest import ROOT, ClusterUnderTest
 from selftests.cluster.test_bad_input import assert_one_error, closed_port
-from signcheck import tools
-from signcheck.localkms import LocalKms
+from signcheck.localenv.services.localkms import LocalKms
+from signcheck.tools import pins
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def local_kms(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     for name in ("local-kms", "cosign-v2"):
-        if not tools.resolve(name).ok:
+        if not pins.resolve(name).ok:
             pytest.skip(f"{name} not built (signcheck tools build {name})")
     with LocalKms(tmp_path_factory.mktemp("kms")) as lk:
         yield lk
@@ -48,7 +48,7 @@ def test_kms_key_generate_sign_verify_admit(
         assert (keys / "main.kms").read_text().strip() == key.ref
         assert not list(keys.glob("*.key")), "a KMS key never leaves the KMS"
         # The policy's key (SEED-04 compares it with this file) is the KMS key's public half.
-        cosign = str(tools.path_of("cosign-v2"))
+        cosign = str(pins.path_of("cosign-v2"))
         pub = subprocess.run(
             [cosign, "public-key", "--key", key.ref],
             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), **key.env},

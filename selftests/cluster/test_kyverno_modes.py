@@ -19,17 +19,18 @@ from kubernetes.client.exceptions import ApiException
 
 from selftests.cluster.conftest import ClusterUnderTest, _boot
 from selftests.cluster.test_bad_input import assert_one_error
-from signcheck import helm, install, tools
-from signcheck.config import Settings
-from signcheck.k8s import Cluster
+from signcheck.clients.k8s import Cluster
+from signcheck.kyverno import install
+from signcheck.settings.config import Settings
 from signcheck.target import RUN_LABEL, Registry
+from signcheck.tools import helm, pins
 
 pytestmark = pytest.mark.integration
 
 
 def _need_helm() -> None:
     for name in ("helm", "kyverno"):
-        if not tools.resolve(name).ok:
+        if not pins.resolve(name).ok:
             pytest.skip(f"{name} not built")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from selftests.cluster.conftest import ClusterUnderTest
-from signcheck import helm, tools
+from signcheck.tools import helm, pins
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ STAND_IN = Path(__file__).parent / "charts" / "policy-reporter-stand-in"
 def test_policy_reporter_release_and_reports(
     some_cluster: ClusterUnderTest, tmp_path: Path
 ) -> None:
-    if not tools.resolve("helm").ok:
+    if not pins.resolve("helm").ok:
         pytest.skip("helm not built")
     outcome = some_cluster.run(
         tmp_path,

@@ -15,8 +15,8 @@ from pathlib import Path
 import bcrypt
 import requests
 
-from signcheck import toolbuild
 from signcheck.target import Registry
+from signcheck.tools import gobuild
 from signcheck.wait import until
 
 
@@ -30,7 +30,7 @@ def free_port() -> int:
 def running_registry(
     workdir: Path, username: str | None = None, password: str | None = None
 ) -> Iterator[Registry]:
-    binary = toolbuild.ensure(["registry"])["registry"]
+    binary = gobuild.ensure(["registry"])["registry"]
     port = free_port()
     auth = ""
     if username and password:

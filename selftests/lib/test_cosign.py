@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from signcheck import oci, redact
-from signcheck.cosign import Cosign
+from signcheck import redact
+from signcheck.clients import oci
 from signcheck.target import Registry
+from signcheck.tools.cosign import Cosign
 
 pytestmark = pytest.mark.integration
 

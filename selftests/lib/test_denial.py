@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from signcheck import k8s
+from signcheck.clients import k8s
 
 IMAGE = "127.0.0.1:45123/signcheck/20260101-000000-abcdef/unsigned:20260101-000000-abcdef"
 

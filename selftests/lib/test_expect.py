@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from signcheck import expect, ivpol, k8s
+from signcheck.clients import k8s
 from signcheck.errors import EnvironmentNotReady
-from signcheck.scenarios import PolicyRef
+from signcheck.kyverno import ivpol
+from signcheck.run.scenarios import PolicyRef
+from signcheck.suite import expect
 
 IMAGE = "reg:5000/signcheck/r/unsigned:r"
 
@@ -71,7 +73,7 @@ def test_registry_errors_are_environment_problems_not_verdicts() -> None:
 
 
 def test_verified_needs_the_pin_and_the_record() -> None:
-    from signcheck.oci import PushedImage
+    from signcheck.clients.oci import PushedImage
 
     img = PushedImage("reg:5000/s/r/signed", "r", "sha256:" + "b" * 64, "c", "l")
     pod = {

@@ -1,6 +1,6 @@
-"""The registry attacks (signcheck.forge) against a real registry, checked with cosign itself:
-each forged state must look the way the attack intends and fail verification the way cosign
-says it does, independently of Kyverno."""
+"""The registry attacks (signcheck.artefacts.forge) against a real registry, checked with
+cosign itself: each forged state must look the way the attack intends and fail verification
+the way cosign says it does, independently of Kyverno."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from signcheck import forge, oci
-from signcheck.cosign import Cosign
+from signcheck.artefacts import forge
+from signcheck.clients import oci
 from signcheck.target import Registry
+from signcheck.tools.cosign import Cosign
 
 pytestmark = pytest.mark.integration
 

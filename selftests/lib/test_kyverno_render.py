@@ -1,21 +1,21 @@
 from __future__ import annotations
 
-from signcheck import ivpol, kyverno
+from signcheck.kyverno import cpol, ivpol
 from signcheck.target import RUN_LABEL
 
 PEM = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n"
 
 
-def spec(**kw: object) -> kyverno.PolicySpec:
+def spec(**kw: object) -> cpol.PolicySpec:
     base: dict[str, object] = dict(
         run_id="r1", image_references=("reg/x/r1/*",), public_keys=(PEM,)
     )
     base.update(kw)
-    return kyverno.PolicySpec(**base)  # type: ignore[arg-type]
+    return cpol.PolicySpec(**base)  # type: ignore[arg-type]
 
 
 def test_seed_fields_and_offline_switches() -> None:
-    p = kyverno.render_cluster_policy(spec())
+    p = cpol.render_cluster_policy(spec())
     assert p["metadata"]["name"] == "check-image"
     s = p["spec"]
     assert s["validationFailureAction"] == "enforce"
@@ -34,18 +34,18 @@ def test_seed_fields_and_offline_switches() -> None:
 
 
 def test_scoped_to_the_run_by_default_seed_exact_is_cluster_wide() -> None:
-    scoped = kyverno.render_cluster_policy(spec())["spec"]["rules"][0]["match"]["any"][0]
+    scoped = cpol.render_cluster_policy(spec())["spec"]["rules"][0]["match"]["any"][0]
     # The run's namespaces, except those a policy variant governs.
     assert scoped["resources"]["namespaceSelector"] == {
         "matchLabels": {RUN_LABEL: "r1"},
-        "matchExpressions": [{"key": kyverno.VARIANT_LABEL, "operator": "DoesNotExist"}],
+        "matchExpressions": [{"key": cpol.VARIANT_LABEL, "operator": "DoesNotExist"}],
     }
-    exact = kyverno.render_cluster_policy(spec(seed_exact=True))["spec"]["rules"][0]
+    exact = cpol.render_cluster_policy(spec(seed_exact=True))["spec"]["rules"][0]
     assert exact["match"] == {"any": [{"resources": {"kinds": ["Pod"]}}]}
 
 
 def test_variant_matches_only_its_namespaces_and_says_what_differs() -> None:
-    p = kyverno.render_cluster_policy(
+    p = cpol.render_cluster_policy(
         spec(
             name="check-image-x",
             variant="x",
@@ -56,10 +56,10 @@ def test_variant_matches_only_its_namespaces_and_says_what_differs() -> None:
             registry_credentials={"allowInsecureRegistry": True, "secrets": []},
         )
     )
-    assert p["metadata"]["labels"] == {RUN_LABEL: "r1", kyverno.VARIANT_LABEL: "x"}
+    assert p["metadata"]["labels"] == {RUN_LABEL: "r1", cpol.VARIANT_LABEL: "x"}
     rule = p["spec"]["rules"][0]
     assert rule["match"]["any"][0]["resources"]["namespaceSelector"] == {
-        "matchLabels": {RUN_LABEL: "r1", kyverno.VARIANT_LABEL: "x"}
+        "matchLabels": {RUN_LABEL: "r1", cpol.VARIANT_LABEL: "x"}
     }
     verify = rule["verifyImages"][0]
     assert verify["type"] == "SigstoreBundle"
@@ -73,14 +73,14 @@ def test_variant_matches_only_its_namespaces_and_says_what_differs() -> None:
 
 
 def test_seed_policy_renders_without_defaults() -> None:
-    verify = kyverno.render_cluster_policy(spec())["spec"]["rules"][0]["verifyImages"][0]
+    verify = cpol.render_cluster_policy(spec())["spec"]["rules"][0]["verifyImages"][0]
     assert set(verify) == {"imageReferences", "attestors"}
 
 
 def test_autogen_rule_names() -> None:
-    assert kyverno.autogen_rule("check-image", "Pod") == "check-image"
-    assert kyverno.autogen_rule("check-image", "Deployment") == "autogen-check-image"
-    assert kyverno.autogen_rule("check-image", "CronJob") == "autogen-cronjob-check-image"
+    assert cpol.autogen_rule("check-image", "Pod") == "check-image"
+    assert cpol.autogen_rule("check-image", "Deployment") == "autogen-check-image"
+    assert cpol.autogen_rule("check-image", "CronJob") == "autogen-cronjob-check-image"
 
 
 def test_image_validating_policy_twin() -> None:
@@ -124,26 +124,26 @@ def test_image_validating_policy_twin() -> None:
 
 
 def test_ivpol_ready() -> None:
-    assert kyverno.ivpol_is_ready({"status": {"conditionStatus": {"ready": True}}})
-    assert not kyverno.ivpol_is_ready({"status": {"conditionStatus": {"ready": False}}})
-    assert not kyverno.ivpol_is_ready({})
+    assert cpol.ivpol_is_ready({"status": {"conditionStatus": {"ready": True}}})
+    assert not cpol.ivpol_is_ready({"status": {"conditionStatus": {"ready": False}}})
+    assert not cpol.ivpol_is_ready({})
 
 
 def test_seed_policy_file_is_the_seeds() -> None:
-    seed = kyverno.seed_policy()
+    seed = cpol.seed_policy()
     assert seed["metadata"] == {"name": "check-image"}
     verify = seed["spec"]["rules"][0]["verifyImages"][0]
     assert verify["imageReferences"] == ["{{ registry }}/<registry_ID>/*"]
 
 
 def test_two_keys_make_two_entries() -> None:
-    p = kyverno.render_cluster_policy(spec(public_keys=(PEM, PEM.replace("MFkw", "MFkx"))))
+    p = cpol.render_cluster_policy(spec(public_keys=(PEM, PEM.replace("MFkw", "MFkx"))))
     assert len(p["spec"]["rules"][0]["verifyImages"][0]["attestors"][0]["entries"]) == 2
 
 
 def test_ready_condition() -> None:
-    assert kyverno.is_ready({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+    assert cpol.is_ready({"status": {"conditions": [{"type": "Ready", "status": "True"}]}})
     stale = {"type": "Ready", "status": "True", "observedGeneration": 1}
-    assert not kyverno.is_ready({"metadata": {"generation": 2}, "status": {"conditions": [stale]}})
-    assert not kyverno.is_ready({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
-    assert not kyverno.is_ready({})
+    assert not cpol.is_ready({"metadata": {"generation": 2}, "status": {"conditions": [stale]}})
+    assert not cpol.is_ready({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+    assert not cpol.is_ready({})

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from signcheck import oci
+from signcheck.clients import oci
 from signcheck.target import Registry
 
 pytestmark = pytest.mark.integration

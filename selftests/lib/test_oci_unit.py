@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from signcheck import oci
+from signcheck.clients import oci
 
 
 def test_signature_tag() -> None:

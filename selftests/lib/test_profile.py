@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from signcheck import profile
-from signcheck.config import Settings
 from signcheck.errors import ConfigError
+from signcheck.settings import profile
+from signcheck.settings.config import Settings
 
 
 def _cli(**given: object) -> dict[str, object]:

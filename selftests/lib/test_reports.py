@@ -45,7 +45,7 @@ def reports(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytes
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
     pytester.makepyfile(test_demo=TESTS)
     return pytester.runpytest_subprocess(
-        "-p", "signcheck.pytest_plugin", "--signcheck-reports", "out", "-rA"
+        "-p", "signcheck.suite.plugin", "--signcheck-reports", "out", "-rA"
     )
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from signcheck import shared
-from signcheck.run import namespace_name
+from signcheck.run import shared
+from signcheck.run.resources import namespace_name
 from signcheck.target import Registry, Target, new_run_id
 
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes.client.exceptions import ApiException
 
 from signcheck.localenv import LocalEnv
-from signcheck.localenv import kube as kubelib
+from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv.ports import is_listening
 from signcheck.localenv.probes import http_get
 from signcheck.localenv.process import is_alive

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from signcheck.errors import ConfigError, EnvironmentNotReady
-from signcheck.localenv import kube as kubelib
+from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.ports import free_port, is_listening
 from signcheck.localenv.process import ManagedProcess, is_alive
 from signcheck.localenv.reap import down, reap_abandoned
-from signcheck.localenv.settings import Settings
 from signcheck.localenv.state import OwnerLock, RunState, list_runs, new_state
+from signcheck.settings.localenv import Settings
 from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
 

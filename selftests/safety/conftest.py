@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from selftests.safety.harness import Dirs, RemoteView, signcheck_cli
+from signcheck.clients.k8s import Cluster
 from signcheck.errors import ToolNotFound
-from signcheck.k8s import Cluster
 from signcheck.target import Registry
 
 

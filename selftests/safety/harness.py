@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from signcheck.k8s import Cluster
-from signcheck.kyverno import Policies
-from signcheck.oci import OciClient
+from signcheck.clients.k8s import Cluster
+from signcheck.clients.oci import OciClient
+from signcheck.kyverno.cpol import Policies
 from signcheck.target import RUN_LABEL, Registry
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from signcheck.cosign import Cosign
+from signcheck.tools.cosign import Cosign
 
 _real = Cosign.generate_key_pair
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from signcheck.localenv.process import is_alive
-from signcheck.localenv.settings import runs_root
+from signcheck.settings.localenv import runs_root
 
 
 def _kill_kyverno(env_dir: Path) -> None:
@@ -39,7 +39,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if item.name == os.environ.get("SIGNCHECK_STOP_KYVERNO_BEFORE"):
         # Imported here: importing the suite's plugin module at load time would keep pytest
         # from rewriting its asserts.
-        from signcheck.pytest_plugin import get_run
+        from signcheck.suite.plugin import get_run
 
         env = os.environ.get("SIGNCHECK_STOP_KYVERNO_ENV")
         _kill_kyverno(Path(env) if env else runs_root() / get_run(item.config).run_id)

@@ -16,7 +16,7 @@ import pytest
 
 from selftests.safety.conftest import EnvFactory
 from selftests.safety.harness import Dirs, SuiteRun, local_leftovers, signcheck_cli
-from signcheck.k8s import Cluster
+from signcheck.clients.k8s import Cluster
 
 pytestmark = [pytest.mark.integration]
 

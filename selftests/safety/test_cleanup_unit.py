@@ -1,4 +1,4 @@
-"""`signcheck.cleanup` without a cluster: claims, staleness, and records a crashed run
+"""`signcheck.run.cleanup` without a cluster: claims, staleness, and records a crashed run
 leaves in odd states."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from signcheck import cleanup
+from signcheck.run import cleanup
 
 
 @pytest.fixture

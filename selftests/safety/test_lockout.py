@@ -17,7 +17,7 @@ import pytest
 
 from selftests.safety.conftest import EnvFactory
 from selftests.safety.harness import Dirs, RemoteView, SuiteRun, local_leftovers
-from signcheck import k8s
+from signcheck.clients import k8s
 from signcheck.localenv.process import is_alive
 
 pytestmark = [pytest.mark.integration]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from signcheck import catalogue
+from signcheck.report import catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 

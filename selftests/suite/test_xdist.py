@@ -47,7 +47,7 @@ def _run(reports: Path, *extra: str) -> tuple[dict[str, str], dict[str, int]]:
     finally:
         # --keep kept the suite's run dir and the local environment's: remove both.
         shutil.rmtree(run_dir, ignore_errors=True)
-        from signcheck.localenv.settings import runs_root
+        from signcheck.settings.localenv import runs_root
 
         shutil.rmtree(runs_root() / run_id, ignore_errors=True)
     outcomes = {t["scenario"]: t["outcome"] for t in summary["tests"]}

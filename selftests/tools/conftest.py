@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from signcheck import tools
+from signcheck.tools import pins
 
 FAKE_PINS = """
 [demo]
@@ -69,8 +69,8 @@ def write_exe(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def fake_pins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    groups = tools.load_pins(FAKE_PINS)
-    monkeypatch.setattr(tools, "load_pins", lambda text=None: groups)
+    groups = pins.load_pins(FAKE_PINS)
+    monkeypatch.setattr(pins, "load_pins", lambda text=None: groups)
     monkeypatch.setenv("SIGNCHECK_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PATH", str(tmp_path / "pathbin") + os.pathsep + "/usr/bin:/bin")
     for name in ("SIGNCHECK_DEMO", "SIGNCHECK_DEMO_CTL"):

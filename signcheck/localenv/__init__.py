@@ -9,7 +9,7 @@ run as plain processes on loopback.
 from signcheck.localenv.env import LocalEnv, TeardownError
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.process import ManagedProcess
-from signcheck.localenv.settings import Settings
+from signcheck.settings.localenv import Settings
 from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
 

@@ -16,15 +16,15 @@ from typing import Any
 
 import yaml
 
-from signcheck import tools
-from signcheck.localenv.kube import Kube
+from signcheck.localenv.kubeapi import Kube
+from signcheck.tools import pins
 from signcheck.wait import NotYet
 
 Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def crd_dir() -> Path:
-    return tools.data_dir("kyverno") / "config" / "crds"
+    return pins.data_dir("kyverno") / "config" / "crds"
 
 
 def _fingerprint(files: list[Path]) -> str:
@@ -40,7 +40,7 @@ def load_crds(directory: Path | None = None, cache: Path | None = None) -> list[
     files = sorted(directory.rglob("*.yaml"))
     if not files:
         raise FileNotFoundError(f"no CRDs under {directory}: rebuild the kyverno tool group")
-    cache = cache or tools.cache_root() / "parsed" / f"kyverno-crds-{_fingerprint(files)}.json"
+    cache = cache or pins.cache_root() / "parsed" / f"kyverno-crds-{_fingerprint(files)}.json"
     if cache.is_file():
         parsed: list[dict[str, Any]] = json.loads(cache.read_text())
         return parsed

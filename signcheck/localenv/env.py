@@ -21,15 +21,13 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from signcheck import tools
 from signcheck.errors import EnvironmentNotReady, SigncheckError, ToolNotFound
 from signcheck.localenv import crds as crdlib
-from signcheck.localenv import kube as kubelib
+from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv import readiness
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.process import ManagedProcess
 from signcheck.localenv.reap import reap_abandoned
-from signcheck.localenv.seed import ensure_seed
 from signcheck.localenv.services.apiserver import KubeAPIServer
 from signcheck.localenv.services.base import Service
 from signcheck.localenv.services.controllers import KubeControllerManager, KubeScheduler
@@ -44,9 +42,11 @@ from signcheck.localenv.services.kyverno import (
     tls_secrets,
 )
 from signcheck.localenv.services.registry import Registry
-from signcheck.localenv.settings import Settings
+from signcheck.localenv.snapshot import ensure_seed
 from signcheck.localenv.state import OwnerLock, RunState, new_state, remove_run_dir
+from signcheck.settings.localenv import Settings
 from signcheck.target import new_run_id
+from signcheck.tools import pins
 from signcheck.wait import wait_for
 
 TOOLS = (
@@ -82,7 +82,7 @@ class TeardownError(SigncheckError):
 
 def resolve_tools(names: tuple[str, ...] = TOOLS) -> tuple[dict[str, Path], dict[str, str]]:
     """Paths and reported versions of every tool, or one error naming all that are missing."""
-    results = tools.resolve_many(names)
+    results = pins.resolve_many(names)
     missing = [r for r in results if not r.ok]
     if missing:
         lines = [f"{r.name} {r.pinned}: {'; '.join(r.problems) or 'not built'}" for r in missing]

@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
 
-from signcheck.localenv import kube as kubelib
+from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv.probes import http_probe, ssl_context
 from signcheck.wait import NotYet, wait_for
 

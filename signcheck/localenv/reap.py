@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from signcheck.errors import EnvironmentNotReady
-from signcheck.localenv import kube as kubelib
+from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv.process import is_alive, terminate
 from signcheck.localenv.state import (
     LOCK_FILE,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from signcheck.errors import SigncheckError
 from signcheck.localenv.env import LocalEnv
-from signcheck.localenv.settings import Settings
+from signcheck.settings.localenv import Settings
 
 
 def _write_result(path: Path, result: dict[str, object]) -> None:

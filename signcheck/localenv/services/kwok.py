@@ -9,18 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from signcheck import tools
-from signcheck.localenv.kube import KWOK_ANNOTATION
+from signcheck.localenv.kubeapi import KWOK_ANNOTATION
 from signcheck.localenv.process import Probe
 from signcheck.localenv.services.base import Service
 from signcheck.timeouts import Timeouts
+from signcheck.tools import pins
 
 STAGES = ("node/fast", "node/heartbeat-with-lease", "pod/fast")
 POD_CIDR = "10.244.0.0/16"
 
 
 def stage_files(root: Path | None = None) -> list[Path]:
-    root = root or tools.data_dir("kwok") / "kustomize" / "stage"
+    root = root or pins.data_dir("kwok") / "kustomize" / "stage"
     files: list[Path] = []
     for stage in STAGES:
         found = sorted((root / stage).glob("*.yaml"))
@@ -43,7 +43,7 @@ class Kwok(Service):
         stages = stage_files()
         if not stages:
             raise FileNotFoundError(
-                f"no kwok Stage configs under {tools.data_dir('kwok')}: rebuild kwok"
+                f"no kwok Stage configs under {pins.data_dir('kwok')}: rebuild kwok"
             )
         return [
             f"--kubeconfig={self.kubeconfig}",

@@ -1,0 +1,1 @@
+"""What a run signs and attacks: test images, signing keys, KMS keys, forgeries."""

@@ -1,0 +1,77 @@
+"""Supply-chain attacks on the registry, done the way an attacker with push rights would:
+through the OCI distribution API only, with no signing key.
+
+- `repoint_tag`: push different content under a tag that was signed (the signature names the
+  old digest; the tag now names a new one);
+- `copy_signature`: copy image A's `sha256-<A>.sig` manifest and its blobs to image B's
+  signature tag, so B appears to carry A's valid signature;
+- `tamper_signature`: rewrite the simple-signing payload of an image's signature, keeping
+  the signature itself (so it no longer matches what it signs).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from signcheck.clients.oci import OciClient, PushedImage, signature_tag
+
+
+def repoint_tag(client: OciClient, image: PushedImage) -> PushedImage:
+    """New, never-signed content under `image`'s tag; returns what the tag names now."""
+    moved = client.push_image(
+        image.repository, image.tag, nonce="repointed-" + secrets.token_hex(8)
+    )
+    if moved.digest == image.digest:
+        raise AssertionError(f"re-pointing {image.by_tag} did not change its digest")
+    return moved
+
+
+def _copy_manifest_with_blobs(
+    client: OciClient, source_repo: str, reference: str, target_repo: str, target_ref: str
+) -> str:
+    raw, media_type, _ = client.manifest(source_repo, reference)
+    manifest = json.loads(raw)
+    for desc in [manifest["config"], *manifest.get("layers", [])]:
+        if source_repo != target_repo:
+            client.push_blob(
+                target_repo, desc["mediaType"], client.blob(source_repo, desc["digest"])
+            )
+    # The exact bytes: the copy is byte-for-byte the signed artefact, only its tag differs.
+    return client.put_manifest(target_repo, target_ref, raw, media_type)
+
+
+def copy_signature(client: OciClient, source: PushedImage, target: PushedImage) -> str:
+    """Store `source`'s signature manifest as `target`'s (`sha256-<target digest>.sig`);
+    returns the digest of the manifest now at that tag."""
+    if client.signature(source.repository, source.digest) is None:
+        raise AssertionError(f"{source.by_digest} has no signature to copy")
+    return _copy_manifest_with_blobs(
+        client,
+        source.repository,
+        signature_tag(source.digest),
+        target.repository,
+        signature_tag(target.digest),
+    )
+
+
+def tamper_signature(
+    client: OciClient, image: PushedImage, edit: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Rewrite the payload of `image`'s signature with `edit`, keep the signature annotation
+    and store the result at the same tag. Returns the tampered payload."""
+    tag = signature_tag(image.digest)
+    raw, media_type, _ = client.manifest(image.repository, tag)
+    manifest = json.loads(raw)
+    layer = manifest["layers"][0]
+    payload: dict[str, Any] = json.loads(client.blob(image.repository, layer["digest"]))
+    edit(payload)
+    data = json.dumps(payload, separators=(",", ":")).encode()
+    blob = client.push_blob(image.repository, layer["mediaType"], data)
+    layer["digest"], layer["size"] = blob.digest, len(data)
+    client.put_manifest(
+        image.repository, tag, json.dumps(manifest, separators=(",", ":")).encode(), media_type
+    )
+    return payload

@@ -1,0 +1,1 @@
+"""Clients of what a run talks to: the Kubernetes API, the OCI registry, workloads."""

@@ -1,0 +1,1 @@
+"""Kyverno as the suite drives it: policies rendered, reports read, install, lockout."""

@@ -1,0 +1,211 @@
+"""Helm releases a run installs (Kyverno in `--kyverno-mode install`, Policy Reporter with
+`--policy-reporter`), each a context manager that removes what it installed.
+
+A release is only ever installed where none exists: the run never upgrades or adopts
+somebody else's Kyverno. Releases carry the run's label; the namespace is created by the
+run (and labelled) only when it did not exist. On the way out: `helm uninstall` (its
+pre-delete hook removes Kyverno's webhooks on a real cluster), then any Kyverno webhook
+configuration still pointing at the release's namespace, because a fail-closed webhook
+pointing at nothing blocks every pod of the cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from signcheck.clients.k8s import Cluster
+from signcheck.errors import ConfigError, ToolError
+from signcheck.settings.config import Settings
+from signcheck.target import RUN_LABEL, Registry
+from signcheck.tools import helm
+
+KYVERNO_WEBHOOK_LABEL = "webhook.kyverno.io/managed-by=kyverno"
+POLICY_REPORTER_CHART = "policy-reporter/policy-reporter"
+POLICY_REPORTER_NAMESPACE = "policy-reporter"
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    chart: str
+    created_namespace: bool = False
+    values_summary: dict[str, Any] = field(default_factory=dict)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def regcred(settings: Settings, registry: Registry) -> helm.RegCred | None:
+    """The seed's `imagePullSecrets.regcred`: the registry host, `json_key` and the
+    authorized key file on Yandex; else the run's own registry credentials."""
+    if settings.kyverno_regcred_password_file:
+        password = settings.kyverno_regcred_password_file.read_text()
+        username = settings.kyverno_regcred_username or "json_key"
+        return helm.RegCred(registry.host, username, password)
+    if registry.has_auth:
+        assert registry.username and registry.password
+        return helm.RegCred(
+            registry.host, settings.kyverno_regcred_username or registry.username, registry.password
+        )
+    return None
+
+
+def kyverno_values(settings: Settings, registry: Registry) -> dict[str, Any]:
+    """What the run installs Kyverno with: the seed's `--set` values (`helm.seed_kyverno_values`)
+    and the regcred from the registry credentials, under the user's `--kyverno-values`."""
+    values = helm.seed_kyverno_values(regcred(settings, registry))
+    if settings.kyverno_values:
+        extra = yaml.safe_load(settings.kyverno_values.read_text()) or {}
+        if not isinstance(extra, dict):
+            raise ConfigError(f"--kyverno-values {settings.kyverno_values} is not a YAML map")
+        values = deep_merge(values, extra)
+    return values
+
+
+def _ensure_namespace(cluster: Cluster, name: str, run_id: str) -> bool:
+    """Create the namespace (labelled with the run) unless it exists; True if created."""
+    if cluster.namespace_exists(name):
+        return False
+    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={RUN_LABEL: run_id}))
+    try:
+        cluster.core.create_namespace(body)
+    except ApiException as err:
+        if err.status == 409:
+            return False
+        raise
+    return True
+
+
+def _refuse_existing(h: helm.Helm, release: str, namespace: str, what: str, hint: str) -> None:
+    if any(r.get("name") == release for r in h.releases(namespace)):
+        raise ConfigError(f"{what} is already installed (release {release} in {namespace}): {hint}")
+
+
+def remove_kyverno_webhooks(cluster: Cluster, namespace: str) -> list[str]:
+    """Delete Kyverno webhook configurations whose service lives in `namespace` (never
+    those of another Kyverno, e.g. one running out of cluster)."""
+    removed = []
+    adm = cluster.admreg
+    kinds = (
+        (adm.list_validating_webhook_configuration, adm.delete_validating_webhook_configuration),
+        (adm.list_mutating_webhook_configuration, adm.delete_mutating_webhook_configuration),
+    )
+    for lister, deleter in kinds:
+        for cfg in lister(label_selector=KYVERNO_WEBHOOK_LABEL).items:
+            hooks = cfg.webhooks or []
+            services = [h.client_config.service for h in hooks if h.client_config.service]
+            name = str(cfg.metadata.name if cfg.metadata else "")
+            if name and services and all(s.namespace == namespace for s in services):
+                with contextlib.suppress(ApiException):
+                    deleter(name)
+                    removed.append(name)
+    return removed
+
+
+@contextlib.contextmanager
+def kyverno_release(
+    settings: Settings, cluster: Cluster, registry: Registry, run_id: str
+) -> Iterator[Release]:
+    """`helm install kyverno` as the seed does (namespace, one replica, regcred)."""
+    h = helm.Helm.pinned(cluster.kubeconfig, cluster.context)
+    namespace = settings.kyverno_namespace
+    _refuse_existing(
+        h,
+        helm.KYVERNO_RELEASE,
+        namespace,
+        "Kyverno",
+        "run with --kyverno-mode existing (the run never upgrades a Kyverno it did not install)",
+    )
+    chart = settings.kyverno_chart or str(helm.bundled_chart())
+    values = kyverno_values(settings, registry)
+    release = Release(helm.KYVERNO_RELEASE, namespace, chart)
+    release.created_namespace = _ensure_namespace(cluster, namespace, run_id)
+    try:
+        try:
+            h.install_kyverno(
+                values,
+                chart=chart,
+                version=settings.kyverno_chart_version,
+                namespace=namespace,
+                labels={RUN_LABEL: run_id},
+            )
+        except ToolError as err:
+            raise _install_error(err, "Kyverno", namespace) from err
+        yield release
+    finally:
+        if not settings.keep:
+            uninstall(cluster, h, release)
+
+
+@contextlib.contextmanager
+def policy_reporter_release(settings: Settings, cluster: Cluster, run_id: str) -> Iterator[Release]:
+    """The seed's optional step: Policy Reporter, showing Kyverno's PolicyReports."""
+    h = helm.Helm.pinned(cluster.kubeconfig, cluster.context)
+    namespace = POLICY_REPORTER_NAMESPACE
+    _refuse_existing(
+        h,
+        "policy-reporter",
+        namespace,
+        "Policy Reporter",
+        "leave out --policy-reporter (the suite checks the PolicyReports it shows either way)",
+    )
+    chart = settings.policy_reporter_chart or POLICY_REPORTER_CHART
+    release = Release("policy-reporter", namespace, chart)
+    release.created_namespace = _ensure_namespace(cluster, namespace, run_id)
+    # The seed's values: the UI and its Kyverno plugin on top of the reporter itself.
+    values = {"ui": {"enabled": True}, "plugin": {"kyverno": {"enabled": True}}}
+    try:
+        try:
+            h.install_kyverno(
+                values,
+                chart=chart,
+                release="policy-reporter",
+                namespace=namespace,
+                labels={RUN_LABEL: run_id},
+            )
+        except ToolError as err:
+            raise _install_error(err, "Policy Reporter", namespace) from err
+        yield release
+    finally:
+        if not settings.keep:
+            uninstall(cluster, h, release)
+
+
+def uninstall(cluster: Cluster, h: helm.Helm, release: Release) -> None:
+    h.uninstall(release.name, release.namespace)
+    remove_kyverno_webhooks(cluster, release.namespace)
+    if release.created_namespace:
+        cluster.delete_namespace(release.namespace, wait=None)
+
+
+def _install_error(err: ToolError, what: str, namespace: str) -> ConfigError:
+    out = err.stderr or err.stdout
+    if "cannot be imported into the current release" in out or "exists and cannot" in out:
+        return ConfigError(
+            f"helm cannot install {what} in {namespace}: objects of another {what} installation "
+            "are in the cluster (see below); use --kyverno-mode existing or remove them",
+            err.details,
+        )
+    if "no cached repo" in out or ("repo" in out and "not found" in out):
+        return ConfigError(
+            f"helm does not know the chart's repository: run the seed's `helm repo add` "
+            f"first, or give a chart path ({what})",
+            err.details,
+        )
+    return ConfigError(f"helm could not install {what} in namespace {namespace}", err.details)

@@ -1,0 +1,38 @@
+"""Where the suite runs: one provider per target kind brings a `Target` up and down.
+
+`local` boots the embedded environment (`providers.local`); `cluster` checks an existing
+cluster and registry (`providers.preflight`) and installs Kyverno when asked
+(`providers.cluster`); `yandex` is `cluster` plus the seed's infrastructure
+(`providers.yandex`, `providers.terraform`) and its registry conventions. The target name
+is read here and in `signcheck.target`, nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from signcheck.settings.config import Settings
+from signcheck.target import Target
+
+
+def tools_before_boot(settings: Settings) -> list[str]:
+    """Pinned tools to build (when missing) before the target boots: the local target's
+    registry and cosign. Cluster targets check, and build, theirs in the preflight."""
+    if settings.target == "local":
+        return ["registry", settings.cosign_tool]
+    return []
+
+
+def provider(
+    settings: Settings, run_id: str, run_dir: Path
+) -> contextlib.AbstractContextManager[Target]:
+    if settings.target == "local":
+        from signcheck.providers.local import local
+
+        return local(settings, run_id, run_dir)
+    # yandex is the cluster target plus the seed's infrastructure (--provision) and its
+    # registry and KMS conventions, all resolved from the settings.
+    from signcheck.providers.cluster import cluster
+
+    return cluster(settings, run_id, run_dir)

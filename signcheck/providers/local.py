@@ -1,0 +1,73 @@
+"""The local target: the embedded environment (`signcheck.localenv`) booted for the run,
+adapted to a `Target` whose cluster and registry are the run's own."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from signcheck import redact
+from signcheck.errors import ConfigError
+from signcheck.settings.config import Settings
+from signcheck.target import Registry, Target
+
+
+def from_env_info(info: Any, run_dir: Path) -> Target:
+    """A `Target` from the local environment's `EnvInfo` (duck-typed: only the documented
+    fields are read)."""
+    reg = info.registry
+    creds = reg.credentials() if getattr(reg, "auth", False) else None
+    username, password = creds if creds else (None, None)
+    redact.register(password)
+    logs = Path(info.logs_dir) if getattr(info, "logs_dir", None) else None
+    kyverno_log = logs / "kyverno.log" if logs else None
+    return Target(
+        name="local",
+        run_id=info.run_id,
+        run_dir=run_dir,
+        kubeconfig=Path(info.kubeconfig),
+        registry=Registry(
+            host=reg.host,
+            scheme="https" if reg.scheme == "https" else "http",
+            ca_file=Path(reg.ca_path) if reg.ca_path else None,
+            username=username,
+            password=password,
+        ),
+        kyverno_namespace=getattr(info, "kyverno_namespace", "kyverno"),
+        versions=_with_kubernetes(dict(getattr(info, "versions", {}) or {})),
+        kyverno_log=kyverno_log,
+        pods_run=True,
+        disposable=True,
+        extra={
+            "env_run_dir": str(info.run_dir),
+            "logs_dir": str(logs) if logs else None,
+            "pull_secret": getattr(reg, "pull_secret", None),
+        },
+    )
+
+
+def _with_kubernetes(versions: dict[str, str]) -> dict[str, str]:
+    # The environment reports per binary; the summary names "kubernetes" like any cluster.
+    if "kubernetes" not in versions and "kube-apiserver" in versions:
+        versions = {"kubernetes": versions["kube-apiserver"], **versions}
+    return versions
+
+
+@contextlib.contextmanager
+def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
+    """The embedded environment, booted with this run's id (so its processes, logs and
+    leftovers carry the same id as everything the suite creates)."""
+    try:
+        from signcheck.localenv import LocalEnv
+        from signcheck.localenv import Settings as EnvSettings
+    except ImportError as err:
+        raise ConfigError(
+            "the local target is not available in this checkout (signcheck.localenv is "
+            "missing); run with --target cluster"
+        ) from err
+    # The registry requires credentials, like the seed's Container Registry: Kyverno reads
+    # them from its image pull secret (the seed's `imagePullSecrets.regcred`).
+    with LocalEnv(EnvSettings(run_id=run_id, keep=settings.keep, registry_auth=True)) as env:
+        yield from_env_info(env.info, run_dir)

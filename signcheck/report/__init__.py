@@ -1,0 +1,1 @@
+"""What a run says: the result model, the summary, evidence and the catalogue."""

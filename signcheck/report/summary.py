@@ -1,0 +1,163 @@
+"""The run summary: one model, several renderers.
+
+`RunSummary` is filled from pytest's test reports and the run's phase clock; renderers turn
+it into `summary.json` here, while JUnit and HTML come from pytest's own junitxml and
+pytest-html fed with the same (already redacted) test reports. Everything passes through
+`redact` before any renderer sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from signcheck import redact
+from signcheck.clients.k8s import Admission, Denied
+
+SCHEMA = "signcheck.summary/v1"
+
+
+@dataclass
+class TestResult:
+    nodeid: str
+    outcome: str
+    """passed, failed, skipped, error (failed in setup/teardown), xfailed, xpassed."""
+    duration: float
+    scenario: str | None = None
+    step: str | None = None
+    message: str = ""
+    admission: list[dict[str, Any]] = field(default_factory=list)
+    expect: str = ""
+    """The scenario's exact expected outcome (from the catalogue)."""
+    proves: str = ""
+    failure: str | None = None
+    """`environment` when the test failed on the environment (registry, webhook, cluster):
+    not a verdict on signatures."""
+    compat: dict[str, Any] | None = None
+    """A compatibility result (signature format x policy API), when the test records one."""
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    target: str
+    started_at: str
+    versions: dict[str, str] = field(default_factory=dict)
+    tests: list[TestResult] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    teardown: dict[str, Any] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    waiting_seconds: float = 0.0
+    """Time this process spent inside waits (boot, policy Ready, pods, namespaces); under
+    xdist only the controller's own waits (environment boot and teardown) are counted."""
+    reports: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    """Run-level problems outside any test (leftovers after teardown, boot failure)."""
+
+    @property
+    def totals(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.tests:
+            counts[t.outcome] = counts.get(t.outcome, 0) + 1
+        counts["total"] = len(self.tests)
+        return counts
+
+    @property
+    def compatibility(self) -> list[dict[str, Any]]:
+        return [{"scenario": t.scenario, **t.compat} for t in self.tests if t.compat]
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data = {
+            "schema": SCHEMA,
+            **data,
+            "totals": self.totals,
+            "compatibility": self.compatibility,
+        }
+        return dict(redact.redact_obj(data))
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_json(summary: RunSummary, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def admission_record(request: str, image: str | None, result: Admission) -> dict[str, Any]:
+    """What the report keeps of one admission request: the parsed denial (with its verdict),
+    or what was admitted (the images as stored, so a pinned digest shows, and the
+    annotations Kyverno added)."""
+    entry: dict[str, Any] = {"request": request, "image": image}
+    if isinstance(result, Denied):
+        entry.update(result.as_dict())
+        return entry
+    spec = result.obj.get("spec", {})
+    template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get(
+        "template", {}
+    )
+    pod_spec = template.get("spec", spec)
+    entry.update(
+        admitted=True,
+        images=[
+            c.get("image")
+            for key in ("initContainers", "containers", "ephemeralContainers")
+            for c in pod_spec.get(key) or []
+        ],
+        annotations=result.obj.get("metadata", {}).get("annotations") or {},
+    )
+    return entry
+
+
+def admission_text(entries: list[dict[str, Any]]) -> str:
+    """The admission responses of one test, human-readable, for the HTML report."""
+    out = []
+    for e in entries:
+        head = f"{e.get('request', '?')}: {'ADMITTED' if e.get('admitted') else 'DENIED'}"
+        out.append(head)
+        for key in ("webhook", "policy", "rule", "image", "reason", "verdict", "code"):
+            if e.get(key) is not None:
+                out.append(f"  {key}: {e[key]}")
+        if e.get("message"):
+            out.append("  message: " + str(e["message"]).replace("\n", "\n    "))
+    return redact.redact("\n".join(out))
+
+
+def compatibility_html(tests: list[TestResult]) -> str:
+    """The signature-format compatibility results as an HTML table (empty if none)."""
+    import html
+
+    records = [t.compat for t in tests if t.compat]
+    if not records:
+        return ""
+    head = ("format", "signed by", "policy", "result", "reason", "expected", "storage")
+    rows = []
+    for r in sorted(records, key=lambda r: (str(r.get("policy")), str(r.get("format")))):
+        cells = [
+            r.get("format", ""),
+            r.get("signed_by", ""),
+            r.get("policy", ""),
+            r.get("result", ""),
+            r.get("reason", ""),
+            r.get("expected", ""),
+            r.get("storage", ""),
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return (
+        '<h2 id="compatibility">Signature format compatibility</h2>'
+        "<p>What the Kyverno under test accepts for each cosign signature format, per policy "
+        "API (recorded on every run, never skipped).</p>"
+        '<table class="signcheck-compat"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )

@@ -1,0 +1,1 @@
+"""One run's life: its resources and names, shared state, claims, removal, interrupts."""

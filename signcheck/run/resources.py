@@ -1,0 +1,337 @@
+"""One conformance run's resources, built once and removed completely.
+
+`RunResources.create` pushes the test images, makes the key pairs, signs, and applies the
+policy (each step timed as a phase); `teardown` removes everything the run created, found by
+the run id rather than remembered, so it also cleans up after a crashed run; `leftovers`
+says what is still there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from signcheck.artefacts import images, signing
+from signcheck.clients import oci
+from signcheck.clients.k8s import Cluster
+from signcheck.errors import SigncheckError
+from signcheck.kyverno import cpol, lockout
+from signcheck.run import scenarios, shared, teardown_probe
+from signcheck.settings.config import Settings
+from signcheck.target import Target
+from signcheck.tools.cosign import Cosign, KeyPair
+from signcheck.wait import until
+
+IMAGES = ("signed", "unsigned", "otherkey")
+"""signed: signed with the policy's key; unsigned: never signed; otherkey: signed with a key
+the policy does not list."""
+
+
+def repositories(target: Target) -> list[str]:
+    """Every repository a run may push to (teardown removes them all)."""
+    reg, run_id = target.registry, target.run_id
+    roles = [*IMAGES, *scenarios.IMAGES]
+    return [reg.repository(run_id, r) for r in roles] + [scenarios.outside_repository(target)]
+
+
+def policy_name(target: Target, settings: Settings) -> str:
+    # The seed's name on a cluster of the run's own. On a shared cluster two runs at once must
+    # not overwrite each other's policy.
+    if target.disposable or settings.seed_exact_policy:
+        return "check-image"
+    return f"check-image-{target.run_id}"
+
+
+def namespace_name(run_id: str, test_name: str) -> str:
+    """A DNS-label namespace per test: short, readable, unique within the run (a name too
+    long for a label keeps its start and a hash of the whole, so parametrized tests whose
+    names differ only at the end never share a namespace)."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")
+    suffix = run_id.rsplit("-", 1)[-1]
+    name = f"sc-{suffix}-{slug}"
+    if len(name) > 63:
+        digest = hashlib.sha256(slug.encode()).hexdigest()[:8]
+        name = f"{name[:54].rstrip('-')}-{digest}"
+    return name
+
+
+@dataclass(frozen=True)
+class Images:
+    signed: oci.PushedImage
+    unsigned: oci.PushedImage
+    otherkey: oci.PushedImage
+
+
+@dataclass(frozen=True)
+class State:
+    """What every test may know about the run's session resources (JSON-safe, no secrets)."""
+
+    run_id: str
+    images: Images
+    public_key: Path
+    other_public_key: Path
+    cosign_tool: str
+    cosign_version: str
+    policy: dict[str, Any]
+    """The rendered policy as applied (None-like {} when sabotaged away)."""
+    policy_name: str
+    rule_name: str
+    sabotage: str
+    scenarios: dict[str, Any]
+    """`signcheck.run.scenarios.Scenarios.to_dict()`: what the scenarios beyond the seed use."""
+    teardown_probe: dict[str, Any]
+    """`signcheck.run.teardown_probe.start()`: SEED-08's miniature run, already torn down."""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["public_key"] = str(self.public_key)
+        data["other_public_key"] = str(self.other_public_key)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> State:
+        imgs = {k: oci.PushedImage(**v) for k, v in data["images"].items()}
+        return cls(
+            run_id=data["run_id"],
+            images=Images(**imgs),
+            public_key=Path(data["public_key"]),
+            other_public_key=Path(data["other_public_key"]),
+            cosign_tool=data["cosign_tool"],
+            cosign_version=data["cosign_version"],
+            policy=data["policy"],
+            policy_name=data["policy_name"],
+            rule_name=data["rule_name"],
+            sabotage=data["sabotage"],
+            scenarios=data["scenarios"],
+            teardown_probe=data.get("teardown_probe") or {},
+        )
+
+
+class RunResources:
+    def __init__(self, target: Target, settings: Settings, phases: shared.Phases) -> None:
+        self.target = target
+        self.settings = settings
+        self.phases = phases
+        self.registry = oci.OciClient(target.registry)
+        self._cluster: Cluster | None = None
+        self.notes: list[str] = []
+        """What teardown did beyond the run's own objects (a lockout undone)."""
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            self._cluster = Cluster(self.target.kubeconfig, self.target.context)
+        return self._cluster
+
+    def cosign(self) -> Cosign:
+        return Cosign.from_tools(
+            self.target.registry,
+            self.target.run_dir / "cosign",
+            self.settings.cosign_tool,
+            self.settings.timeouts.cosign,
+        )
+
+    def repository(self, role: str) -> str:
+        return self.target.registry.repository(self.target.run_id, role)
+
+    def for_run(self, run_id: str) -> RunResources:
+        """The resources of a run with `run_id` on the same target (registry, cluster, run
+        directory): SEED-08's miniature run."""
+        return RunResources(replace(self.target, run_id=run_id), self.settings, self.phases)
+
+    @property
+    def policy_name(self) -> str:
+        return policy_name(self.target, self.settings)
+
+    def namespace_name(self, slug: str) -> str:
+        return namespace_name(self.target.run_id, slug)
+
+    def render_policy(self, public_keys: tuple[str, ...], **overrides: Any) -> dict[str, Any]:
+        return cpol.run_policy(
+            self.target,
+            public_keys,
+            name=self.policy_name,
+            seed_exact=self.settings.seed_exact_policy,
+            **overrides,
+        )
+
+    def create(self, catalogue: bool = True) -> dict[str, Any]:
+        """Build the session resources; returns `State.to_dict()`. `catalogue=False` makes
+        only what the seed's tests use (no scenario images, third key or policy variants)."""
+        run_id = self.target.run_id
+        self.registry.ping()
+        cosign = self.cosign()
+        keys_dir = self.target.run_dir / "keys"
+
+        def main_key() -> KeyPair:
+            # The user's cosign.key or KMS key when configured, else a key pair per run.
+            made = signing.main_key(self.settings, cosign, keys_dir / "main", create=True)
+            return made or cosign.generate_key_pair(keys_dir / "main")
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            # Key pairs are CPU-bound cosign processes (scrypt): made while images are pushed.
+            roles = ("other", "third") if catalogue else ("other",)
+            made = [
+                pool.submit(main_key),
+                *(pool.submit(cosign.generate_key_pair, keys_dir / n) for n in roles),
+            ]
+            with self.phases.time("images"):
+                push = images.pusher(self.settings, self.target.registry, self.target.run_dir)
+                pushed = {role: push(self.repository(role), run_id) for role in IMAGES}
+                scenario_images, outside = scenarios.push_images(self, catalogue)
+            with self.phases.time("signing"):
+                keys = dict(zip(("main", *roles), (f.result() for f in made), strict=True))
+                main, other = keys["main"], keys["other"]
+                cosign.sign_all(main, [pushed["signed"].by_digest], "legacy")
+            requires_auth = self.registry.requires_auth()
+            variants = (
+                scenarios.variant_policies(self, main, other, requires_auth) if catalogue else {}
+            )
+            # Every other image is signed meanwhile, while the Audit scenario starts first:
+            # its PolicyReport comes only after Kyverno's fixed aggregation delays (about 20 s
+            # in v1.19), the longest wait of the run, so its clock starts as early as it can.
+            timed_sign_all = self.phases.timed("signing", cosign.sign_all)
+            signed_other = pool.submit(timed_sign_all, other, [pushed["otherkey"].by_digest])
+            signed_rest = (
+                pool.submit(
+                    self.phases.timed("signing", scenarios.sign_images),
+                    self,
+                    cosign,
+                    keys,
+                    scenario_images,
+                )
+                if catalogue
+                else None
+            )
+            audit_ns: str | None = None
+            audit_pods: dict[str, dict[str, Any]] = {}
+            if "audit" in variants:
+                with self.phases.time("policy ready"):
+                    cpol.apply_all(
+                        self.cluster, [variants["audit"].doc], self.settings.timeouts.policy_ready
+                    )
+                audit_ns, audit_pods = scenarios.start_audit(self, pushed)
+            signed_other.result()
+            compat = signed_rest.result() if signed_rest else {}
+        signing.verify_with_kms(cosign, main, pushed["signed"].by_digest)
+        sabotage = self.settings.sabotage
+        policy: dict[str, Any] = {}
+        name = self.policy_name
+        to_apply: list[dict[str, Any]] = []
+        if sabotage != "no-policy":
+            key = other.public_pem if sabotage == "other-key" else main.public_pem
+            if sabotage == "audit":
+                policy = self.render_policy((key,), action="Audit", mutate_digest=False)
+            else:
+                policy = self.render_policy((key,))
+            to_apply.append(policy)
+        to_apply += [ref.doc for v, ref in variants.items() if v != "audit"]
+        with self.phases.time("policy ready"):
+            # One wait for all: Kyverno configures its webhooks for them together.
+            cpol.apply_all(self.cluster, to_apply, self.settings.timeouts.policy_ready)
+        probe = teardown_probe.start(self, main.public_pem)
+        extra = scenarios.Scenarios(
+            images=scenario_images,
+            outside=outside,
+            policies=variants,
+            registry_requires_auth=requires_auth,
+            audit_pods=audit_pods,
+            audit_namespace=audit_ns,
+            compat=compat,
+        )
+        state = State(
+            run_id=run_id,
+            images=Images(**pushed),
+            public_key=main.public_key,
+            other_public_key=other.public_key,
+            cosign_tool=self.settings.cosign_tool,
+            cosign_version=cosign.version,
+            policy=policy,
+            policy_name=name,
+            rule_name="check-image",
+            sabotage=sabotage,
+            scenarios=extra.to_dict(),
+            teardown_probe=probe,
+        )
+        return state.to_dict()
+
+    # -- removal ----------------------------------------------------------------------
+
+    def teardown(self) -> list[str]:
+        """Remove everything of the run; returns the errors met (teardown never stops
+        halfway: each kind of resource is attempted)."""
+        errors: list[str] = []
+        run_id = self.target.run_id
+        try:
+            cpol.delete_run_policies(self.cluster, run_id)
+        except Exception as err:
+            errors.append(f"policies: {err}")
+        try:
+            for ns in self.cluster.run_namespaces(run_id):
+                self.cluster.delete_namespace(ns, wait=None)
+        except Exception as err:
+            errors.append(f"namespaces: {err}")
+        for repository in repositories(self.target):
+            try:
+                self.registry.delete_repository(repository)
+            except SigncheckError as err:
+                errors.append(f"images {repository}: {err.message}")
+        # Manifests a tag no longer names (a re-pointed tag's signed original) are invisible
+        # to a listing of tags but still stored: delete them by the digests the run recorded.
+        for repository, digest in self._recorded_digests():
+            try:
+                self.registry.delete(repository, digest)
+            except SigncheckError as err:
+                errors.append(f"images {repository}@{digest}: {err.message}")
+        try:
+            # With Kyverno gone, its fail-closed webhook still holds the pod rules our policy
+            # put there, and refuses pods in every namespace: never leave a cluster so.
+            self.notes += lockout.release(self.cluster)
+        except SigncheckError as err:
+            errors.append(f"lockout: {err.message}")
+        except Exception as err:
+            errors.append(f"lockout check: {type(err).__name__}: {err}")
+        return errors
+
+    def _recorded_digests(self) -> list[tuple[str, str]]:
+        """(repository, digest) of every image the scenarios recorded, in this run's
+        repositories only."""
+        state = shared.read(self.target.run_dir, "resources") or {}
+        mine = set(repositories(self.target))
+        found = []
+        for image in ((state.get("scenarios") or {}).get("images") or {}).values():
+            if isinstance(image, dict) and image.get("repository") in mine:
+                found.append((str(image["repository"]), str(image["digest"])))
+        return found
+
+    def leftovers(self, wait: float = 0.0) -> dict[str, list[str]]:
+        """What of the run still exists (waiting up to `wait` s for namespaces to go)."""
+        run_id = self.target.run_id
+        found: dict[str, list[str]] = {}
+        if wait:
+            with contextlib.suppress(SigncheckError):
+                until(
+                    lambda: not self.cluster.run_namespaces(run_id),
+                    what=f"the namespaces of run {run_id} to be deleted",
+                    timeout=wait,
+                    interval=0.5,
+                )
+        namespaces = self.cluster.run_namespaces(run_id)
+        if namespaces:
+            found["namespaces"] = namespaces
+        policies = cpol.run_policies(self.cluster, run_id)
+        if policies:
+            found["policies"] = policies
+        tags = [
+            f"{repository}:{tag}"
+            for repository in repositories(self.target)
+            for tag in self.registry.tags(repository)
+        ]
+        if tags:
+            found["images"] = tags
+        return found

@@ -1,0 +1,1 @@
+"""The suite's settings: option table, precedence (CLI > env > profile > default)."""

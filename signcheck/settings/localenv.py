@@ -1,0 +1,40 @@
+"""Every knob of the local environment in one place: where runs live, the registry's shape,
+and the timeouts (the one `signcheck.timeouts.Timeouts` the suite uses too)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from signcheck.errors import ConfigError
+from signcheck.timeouts import Timeouts
+from signcheck.tools import pins
+
+
+def runs_root() -> Path:
+    """Where run directories live: `$SIGNCHECK_RUN_DIR`, else `<tool cache>/runs`."""
+    if env := os.environ.get("SIGNCHECK_RUN_DIR"):
+        return Path(env)
+    return pins.cache_root() / "runs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    timeouts: Timeouts = field(default_factory=Timeouts.from_env)
+    runs_root: Path = field(default_factory=runs_root)
+    keep: bool = False
+    registry_auth: bool = False
+    registry_tls: bool = False
+    nodes: int = 2
+    reports_controller: bool = True
+    #: Start etcd from a cached copy that already holds Kyverno's CRDs (see `seed`).
+    seed_etcd: bool = True
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise ConfigError(f"nodes must be at least 1, got {self.nodes}")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The pytest face of signcheck: the plugin's hooks and the assertion helpers."""

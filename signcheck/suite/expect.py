@@ -1,0 +1,222 @@
+"""Assertions on admission results that say *why* when they fail.
+
+A denial is checked field by field (webhook, policy, rule, image, reason); an admission
+where a denial was expected names the likely cause (no policy, policy in Audit, image outside
+`imageReferences`). A denial because the webhook could not be called is an environment
+problem, never a verdict on signatures.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from signcheck.clients.k8s import Admission, Admitted, Denied, normalise
+from signcheck.clients.oci import PushedImage
+from signcheck.errors import EnvironmentNotReady, WebhookUnavailable
+from signcheck.kyverno import ivpol
+from signcheck.kyverno.cpol import autogen_rule
+from signcheck.run.scenarios import PolicyRef
+
+WEBHOOK = "mutate.kyverno.svc-fail"
+"""Kyverno's webhook for verifyImages rules of fail-closed ClusterPolicies (1.15-1.19)."""
+VALIDATE_WEBHOOK = "validate.kyverno.svc-fail"
+"""Where a ClusterPolicy's `verifyDigest` and `required` checks deny."""
+VALIDATE_REASONS = ("missing digest", "unverified image")
+
+
+def describe_policy(policy: dict[str, Any]) -> str:
+    if not policy:
+        return "no verifyImages policy is applied for this run"
+    spec = policy.get("spec", {})
+    return (
+        f"policy {policy.get('metadata', {}).get('name')} has "
+        f"validationFailureAction={spec.get('validationFailureAction')}, "
+        f"failurePolicy={spec.get('failurePolicy')}"
+    )
+
+
+def _environment(result: Denied, what: str) -> None:
+    if result.webhook_unavailable:
+        raise WebhookUnavailable(
+            f"{what}: the admission webhook {result.webhook} could not be called (is Kyverno "
+            "running?); this says nothing about signatures",
+            result.message,
+        )
+    if result.registry_error:
+        raise EnvironmentNotReady(
+            f"{what}: Kyverno could not read the registry ({result.reason}); check the "
+            "registry's reachability and the credentials Kyverno has for it (its image pull "
+            "secret); this says nothing about signatures",
+            result.message,
+        )
+
+
+def environment_problem(result: Admission, what: str) -> Denied:
+    """The denial must be an environment problem (the registry or the webhook), never a
+    signature verdict: returns it, or says what it was instead."""
+    if isinstance(result, Admitted):
+        raise AssertionError(f"{what} was ADMITTED but Kyverno should not be able to verify it")
+    try:
+        _environment(result, what)
+    except EnvironmentNotReady:
+        return result
+    raise AssertionError(
+        f"{what} was denied as a signature verdict ({result.reason!r}), but the cause is the "
+        f"environment: the report would blame the image\nmessage: {normalise(result.message)}"
+    )
+
+
+def admitted(result: Admission, what: str) -> Admitted:
+    if isinstance(result, Admitted):
+        return result
+    _environment(result, what)
+    raise AssertionError(
+        f"{what} was DENIED but must be admitted: webhook {result.webhook}, policy "
+        f"{result.policy}, rule {result.rule}, reason: {result.reason}\n"
+        f"message: {normalise(result.message)}"
+    )
+
+
+def denied(
+    result: Admission,
+    what: str,
+    *,
+    policy: str,
+    rule: str | None,
+    image: str,
+    reason: str,
+    webhook: str = WEBHOOK,
+    policy_doc: dict[str, Any] | None = None,
+) -> Denied:
+    """The denial names `webhook`, `policy`, `rule` and `image`, and its reason starts with
+    `reason`. An ImageValidatingPolicy's denial has no rule and names the image inside its
+    message (`rule=None`: the image is looked for in the reason)."""
+    if isinstance(result, Admitted):
+        raise AssertionError(
+            f"{what} was ADMITTED but must be denied. {describe_policy(policy_doc or {})}. "
+            "An Audit policy only reports; a missing policy or an image outside "
+            "imageReferences is never checked."
+        )
+    _environment(result, what)
+    got_reason = normalise(result.reason or "")
+    problems = []
+    checks = [("webhook", webhook, result.webhook), ("policy", policy, result.policy)]
+    if rule is not None:
+        checks += [("rule", rule, result.rule), ("image", image, result.image)]
+    elif image not in (result.reason or ""):
+        problems.append(f"image: expected {image!r} in the reason, got {result.reason!r}")
+    for field, want, got in checks:
+        if want != got:
+            problems.append(f"{field}: expected {want!r}, got {got!r}")
+    if not got_reason.startswith(normalise(reason)):
+        problems.append(f"reason: expected {reason!r}..., got {result.reason!r}")
+    if problems:
+        raise AssertionError(
+            f"{what} was denied, but not as expected:\n  "
+            + "\n  ".join(problems)
+            + f"\nmessage: {normalise(result.message)}"
+        )
+    return result
+
+
+def denied_by(
+    result: Admission,
+    what: str,
+    policy: PolicyRef,
+    *,
+    image: str,
+    reason: str,
+    kind: str = "Pod",
+) -> Denied:
+    """`denied`, with the webhook and rule that the policy's API and the object's kind imply:
+    a ClusterPolicy denies through `mutate.kyverno.svc-fail` (its `verifyDigest`/`required`
+    checks through `validate.kyverno.svc-fail`) under the rule, or its autogen twin for a pod
+    controller; an ImageValidatingPolicy through its own webhook, naming the image in its
+    message."""
+    if policy.api == "ivpol":
+        return denied(
+            result,
+            what,
+            policy=policy.name,
+            rule=None,
+            image=image,
+            reason=reason,
+            webhook=ivpol.webhook(policy.name),
+            policy_doc=policy.doc,
+        )
+    webhook = VALIDATE_WEBHOOK if reason.startswith(VALIDATE_REASONS) else WEBHOOK
+    return denied(
+        result,
+        what,
+        policy=policy.name,
+        rule=autogen_rule(policy.rule or "", kind),
+        image=image,
+        reason=reason,
+        webhook=webhook,
+        policy_doc=policy.doc,
+    )
+
+
+NO_SIGNATURES = {"cpol": "no signatures found", "ivpol": ivpol.MESSAGE}
+"""The reason an unsigned image is denied, per API (an ImageValidatingPolicy says only what
+its message says: which images no attestor verified)."""
+NO_MATCH = {"cpol": "no matching signatures", "ivpol": ivpol.MESSAGE}
+"""The reason an image whose signatures do not verify is denied, per API."""
+
+
+def denied_unsigned(
+    result: Admission, what: str, policy: PolicyRef, *, image: str, kind: str = "Pod"
+) -> Denied:
+    """`denied_by` for an image with no signature at all, in the wording of the policy's API."""
+    reason = NO_SIGNATURES[policy.api]
+    return denied_by(result, what, policy, image=image, reason=reason, kind=kind)
+
+
+def denied_unverified(
+    result: Admission, what: str, policy: PolicyRef, *, image: str, kind: str = "Pod"
+) -> Denied:
+    """`denied_by` for an image whose signatures do not verify against the policy's keys."""
+    return denied_by(result, what, policy, image=image, reason=NO_MATCH[policy.api], kind=kind)
+
+
+VERIFY_ANNOTATION = "kyverno.io/verify-images"
+SCOPED_ANNOTATION = "kyverno.io/verify-images-scoped"
+
+
+def verified(
+    result: Admission,
+    what: str,
+    image: PushedImage,
+    api: str,
+    *,
+    by: str = "tag",
+    container: str = "app",
+) -> Admitted:
+    """Admitted *because verified*: the container runs the image pinned to the digest that
+    was verified (a tag becomes `tag@sha256:...`), and a ClusterPolicy recorded the pass in
+    `kyverno.io/verify-images`. An admission without these could be a policy that never
+    looked at the image."""
+    admitted_ = admitted(result, what)
+    obj = admitted_.obj
+    spec = obj.get("spec", {})
+    containers = {
+        c.get("name"): c.get("image")
+        for key in ("initContainers", "containers", "ephemeralContainers")
+        for c in spec.get(key) or []
+    }
+    want = f"{image.by_tag}@{image.digest}" if by == "tag" else image.by_digest
+    got = containers.get(container)
+    assert got == want, (
+        f"{what} was admitted but container {container!r} runs {got!r}, not the verified "
+        f"digest {want!r}: was it verified at admission?"
+    )
+    if api == "cpol":
+        annotations = obj.get("metadata", {}).get("annotations") or {}
+        record = json.loads(annotations.get(VERIFY_ANNOTATION, "{}") or "{}")
+        key = f"{image.repository}@{image.digest}"
+        assert record.get(key) == "pass", (
+            f"{what} was admitted without Kyverno's verification record for {key}: "
+            f"{VERIFY_ANNOTATION}={annotations.get(VERIFY_ANNOTATION)!r}"
+        )
+    return admitted_
