@@ -19,7 +19,7 @@ import statistics
 from typing import Any
 
 from benchmarks.stand import Stand
-from signcheck.clients.k8s import Denied
+from signcheck.clients.admission import Denied
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

@@ -18,7 +18,8 @@ from types import TracebackType
 from typing import Any
 
 from signcheck.clients import oci
-from signcheck.clients.k8s import Admission, Cluster, pod
+from signcheck.clients.admission import Admission
+from signcheck.clients.k8s import Cluster, pod
 from signcheck.kyverno import cpol
 from signcheck.localenv import LocalEnv, Settings
 from signcheck.providers.local import from_env_info

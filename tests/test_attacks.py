@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from signcheck.artefacts import forge
-from signcheck.clients import k8s, oci
-from signcheck.clients.k8s import Admission
+from signcheck.clients import admission, k8s, oci
+from signcheck.clients.admission import Admission
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, PolicyRef, Scenarios
 from signcheck.suite import expect
@@ -121,7 +121,7 @@ def test_tag_repointed_after_admission(
     expect.verified(admit(_pod(ns, "before", signed.by_tag, target)), "before", signed, api)
     moved = forge.repoint_tag(registry_client, signed)
     result = admit(_pod(ns, "after", signed.by_tag, target), signed.by_tag)
-    if case == "cpol" and isinstance(result, k8s.Admitted):
+    if case == "cpol" and isinstance(result, admission.Admitted):
         image = result.obj["spec"]["containers"][0]["image"]
         if image == f"{signed.by_tag}@{moved.digest}":
             pytest.xfail(f"ADMITTED {image}: {KNOWN_GAP_CACHE}")

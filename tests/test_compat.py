@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from signcheck.clients import k8s
-from signcheck.clients.k8s import Admission
+from signcheck.clients import admission, k8s
+from signcheck.clients.admission import Admission
 from signcheck.run.resources import State
 from signcheck.run.scenarios import FORMATS, MAIN, PolicyRef, Scenarios
 from signcheck.suite import expect
@@ -107,7 +107,7 @@ def test_signature_format(
     ns = make_namespace(variant)
     api = "ivpol" if variant.startswith("ivpol") else "cpol"
     result = admit(k8s.pod("pod", ns, image.by_tag, target.run_id), image.by_tag)
-    if isinstance(result, k8s.Admitted):
+    if isinstance(result, admission.Admitted):
         record.update(result="admitted", reason="")
         record_compat(record)
         # An admission must be a verified one, whatever the format.

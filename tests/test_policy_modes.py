@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from signcheck.clients import k8s
-from signcheck.clients.k8s import Admission, Cluster
+from signcheck.clients.admission import Admission
+from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol, ivpol, policyreports
 from signcheck.run.resources import Images, State
 from signcheck.run.scenarios import PolicyRef, Scenarios

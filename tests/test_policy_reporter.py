@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from signcheck.clients.k8s import Admission, Cluster
+from signcheck.clients.admission import Admission
+from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import policyreports
 from signcheck.run.resources import State
 from signcheck.suite.plugin import SigncheckRun

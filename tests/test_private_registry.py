@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from signcheck.clients import k8s, oci
-from signcheck.clients.k8s import Admission, Cluster
+from signcheck.clients.admission import Admission
+from signcheck.clients.k8s import Cluster
 from signcheck.errors import EnvironmentNotReady
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, PolicyRef, Scenarios

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from signcheck.clients import k8s
-from signcheck.clients.k8s import Admission
+from signcheck.clients import admission, k8s
+from signcheck.clients.admission import Admission
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, PolicyRef, Scenarios
 from signcheck.suite import expect
@@ -24,7 +24,7 @@ VARIANT = {"cpol": MAIN, "ivpol": "ivpol"}
 
 
 def _annotations(result: Admission) -> dict[str, str]:
-    assert isinstance(result, k8s.Admitted)
+    assert isinstance(result, admission.Admitted)
     return result.obj.get("metadata", {}).get("annotations") or {}
 
 
@@ -129,7 +129,7 @@ def test_tag_kept_when_digest_optional(
     result = expect.admitted(
         admit(k8s.pod("by-tag", ns, signed.by_tag, target.run_id)), "the signed image by tag"
     )
-    assert isinstance(result, k8s.Admitted)
+    assert isinstance(result, admission.Admitted)
     assert result.obj["spec"]["containers"][0]["image"] == signed.by_tag
     record = json.loads(_annotations(result)[expect.VERIFY_ANNOTATION])
     assert record == {signed.by_tag: "pass"}, record
@@ -211,7 +211,7 @@ def test_not_required_leaves_unchecked_images(
     pod = k8s.pod("init-unsigned", ns, signed.by_tag, target.run_id)
     pod["spec"]["initContainers"] = [{"name": "init", "image": unsigned.by_tag}]
     result = expect.admitted(admit(pod, unsigned.by_tag), "an unchecked unsigned init container")
-    assert isinstance(result, k8s.Admitted)
+    assert isinstance(result, admission.Admitted)
     inits = [c["image"] for c in result.obj["spec"]["initContainers"]]
     assert inits and inits[0].startswith(unsigned.by_tag), inits
     # And what the expression does check is still enforced.
@@ -246,7 +246,7 @@ def test_outside_image_references(
     result = expect.admitted(
         admit(k8s.pod("outside", ns, outside.by_tag, target.run_id)), "an image out of scope"
     )
-    assert isinstance(result, k8s.Admitted)
+    assert isinstance(result, admission.Admitted)
     assert result.obj["spec"]["containers"][0]["image"] == outside.by_tag
     assert expect.VERIFY_ANNOTATION not in _annotations(result)
     expect.denied_unsigned(

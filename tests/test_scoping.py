@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from signcheck.clients import k8s
-from signcheck.clients.k8s import Admission
+from signcheck.clients import admission, k8s
+from signcheck.clients.admission import Admission
 from signcheck.kyverno import cpol
 from signcheck.run.resources import Images, State
 from signcheck.run.scenarios import MAIN, PolicyRef
@@ -66,7 +66,7 @@ def test_namespace_outside_the_run(
         )
         return
     admitted = expect.admitted(result, "the unsigned pod in a namespace outside the run")
-    assert isinstance(admitted, k8s.Admitted)
+    assert isinstance(admitted, admission.Admitted)
     assert admitted.obj["spec"]["containers"][0]["image"] == unsigned.by_tag
     annotations = admitted.obj["metadata"].get("annotations") or {}
     assert expect.VERIFY_ANNOTATION not in annotations, annotations

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from signcheck.clients import oci
-from signcheck.clients.k8s import Admission, Cluster
+from signcheck.clients.admission import Admission
+from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol
 from signcheck.run.resources import Images, State
 from signcheck.suite import expect

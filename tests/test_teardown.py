@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 
+from signcheck.run import removal
 from signcheck.run.resources import RunResources, State
 from signcheck.suite.plugin import SigncheckRun
 from signcheck.target import Target
@@ -37,5 +38,5 @@ def test_teardown_removes_everything(
     assert not probe["errors"], probe["errors"]
     res = RunResources(target, signcheck_run.settings, signcheck_run.phases)
     mini = res.for_run(probe["run_id"])
-    after = mini.leftovers(wait=signcheck_run.settings.timeouts.namespace_delete)
+    after = removal.leftovers(mini, wait=signcheck_run.settings.timeouts.namespace_delete)
     assert after == {}, f"left behind: {after}"

@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from signcheck.clients import k8s, workloads
-from signcheck.clients.k8s import Admission, Cluster
+from signcheck.clients import admission, k8s, workloads
+from signcheck.clients.admission import Admission
+from signcheck.clients.k8s import Cluster
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, PolicyRef
 from signcheck.suite import expect
@@ -62,7 +63,7 @@ def test_pod_controller(
         admit(workloads.manifest(kind, "signed", ns, signed.by_tag, target.run_id)),
         f"a {kind} with a signed image",
     )
-    assert isinstance(result, k8s.Admitted)
+    assert isinstance(result, admission.Admitted)
     pinned = f"{signed.by_tag}@{signed.digest}"
     template = workloads.pod_spec(result.obj)["containers"][0]["image"]
     assert template == pinned, f"the {kind}'s template runs {template!r}, not {pinned!r}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from signcheck.clients import k8s
+from signcheck.clients import admission
 
 IMAGE = "127.0.0.1:45123/signcheck/20260101-000000-abcdef/unsigned:20260101-000000-abcdef"
 
@@ -26,7 +26,7 @@ def test_unsigned_denial_is_taken_apart() -> None:
         f"failed to verify image {IMAGE}: .attestors[0].entries[0].keys: no signatures found"
     )
     assert "\n    " in msg  # the YAML really wrapped
-    d = k8s.parse_denial(msg)
+    d = admission.parse_denial(msg)
     assert d.webhook == "mutate.kyverno.svc-fail"
     assert (d.policy, d.rule, d.image) == ("check-image", "check-image", IMAGE)
     assert d.attestor == ".attestors[0].entries[0].keys"
@@ -41,7 +41,7 @@ def test_other_key_reason_keeps_cosign_detail() -> None:
         "signatures: error verifying signature: invalid signature when validating ASN.1 "
         "encoded signature"
     )
-    d = k8s.parse_denial(msg)
+    d = admission.parse_denial(msg)
     assert d.reason is not None and d.reason.startswith("no matching signatures")
 
 
@@ -50,7 +50,7 @@ def test_seed_wording_of_older_kyverno() -> None:
         "failed to verify signature for cr.yandex/crpsere9njsa/alpine:2.0: "
         ".attestors[0].entries[0].keys: no matching signatures:"
     )
-    d = k8s.parse_denial(msg)
+    d = admission.parse_denial(msg)
     assert d.image == "cr.yandex/crpsere9njsa/alpine:2.0"
     assert d.reason == "no matching signatures:"
 
@@ -66,7 +66,7 @@ def test_picks_the_failure_naming_the_image() -> None:
         }
     )
     msg = f"resource Pod/ns/p was blocked due to the following policies \n\n{body}"
-    d = k8s.parse_denial(msg, image=IMAGE)
+    d = admission.parse_denial(msg, image=IMAGE)
     assert (d.rule, d.reason) == ("b", "y")
     assert set(d.failures["check-image"]) == {"a", "b"}
 
@@ -77,13 +77,13 @@ def test_webhook_unreachable_is_flagged() -> None:
         'to call webhook: Post "https://127.0.0.1:9443/mutate/fail?timeout=30s": dial tcp '
         "127.0.0.1:9443: connect: connection refused"
     )
-    d = k8s.parse_denial(msg, 500)
+    d = admission.parse_denial(msg, 500)
     assert d.webhook == "mutate.kyverno.svc-fail"
     assert d.webhook_unavailable and d.policy is None
 
 
 def test_image_validating_policy_wording() -> None:
-    d = k8s.parse_denial(
+    d = admission.parse_denial(
         'admission webhook "ivpol.validate.kyverno.svc-fail" denied the request: Policy '
         "check-image-ivpol failed: image signature verification failed"
     )
@@ -92,15 +92,15 @@ def test_image_validating_policy_wording() -> None:
 
 
 def test_normalise() -> None:
-    assert k8s.normalise(" a\n   b\t c ") == "a b c"
+    assert admission.normalise(" a\n   b\t c ") == "a b c"
 
 
 def test_validate_webhook_verdicts_name_the_image() -> None:
     msg = kyverno_message(f"missing digest for {IMAGE}").replace("mutate.", "validate.")
-    d = k8s.parse_denial(msg)
+    d = admission.parse_denial(msg)
     assert d.webhook == "validate.kyverno.svc-fail"
     assert (d.image, d.reason, d.verdict) == (IMAGE, "missing digest", "signature")
-    d = k8s.parse_denial(kyverno_message(f"unverified image {IMAGE}"))
+    d = admission.parse_denial(kyverno_message(f"unverified image {IMAGE}"))
     assert (d.image, d.reason) == (IMAGE, "unverified image")
 
 
@@ -110,10 +110,10 @@ def test_registry_errors_are_environment_problems() -> None:
         "http://127.0.0.1:45123/v2/signcheck/x/unsigned/manifests/t: UNAUTHORIZED: "
         "authentication required; [map[Action:pull Class: Name:signcheck/x Type:repository]]"
     )
-    d = k8s.parse_denial(msg)
+    d = admission.parse_denial(msg)
     assert d.registry_error and d.verdict == "environment: registry"
     assert d.as_dict()["verdict"] == "environment: registry"
-    signature = k8s.parse_denial(
+    signature = admission.parse_denial(
         kyverno_message(
             f"failed to verify image {IMAGE}: .attestors[0].entries[0].keys: no signatures found"
         )
@@ -122,7 +122,7 @@ def test_registry_errors_are_environment_problems() -> None:
 
 
 def test_image_validating_policy_error_wording() -> None:
-    d = k8s.parse_denial(
+    d = admission.parse_denial(
         'admission webhook "ivpol.mutate.kyverno.svc-fail-finegrained-p" denied the request: '
         "Policy p error: failed to update digest: failed to resolve digest for image x:1: GET "
         "http://h/v2/x/manifests/1: UNAUTHORIZED: authentication required"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from signcheck.clients import k8s
+from signcheck.clients import admission
 from signcheck.errors import EnvironmentNotReady
 from signcheck.kyverno import ivpol
 from signcheck.run.scenarios import PolicyRef
@@ -14,8 +14,8 @@ from signcheck.suite import expect
 IMAGE = "reg:5000/signcheck/r/unsigned:r"
 
 
-def cpol_denial(rule: str, text: str, webhook: str = "mutate.kyverno.svc-fail") -> k8s.Denied:
-    return k8s.parse_denial(
+def cpol_denial(rule: str, text: str, webhook: str = "mutate.kyverno.svc-fail") -> admission.Denied:
+    return admission.parse_denial(
         f'admission webhook "{webhook}" denied the request: resource Deployment/ns/d was '
         f"blocked due to the following policies\n\ncheck-image:\n  {rule}: '{text}'\n"
     )
@@ -44,7 +44,7 @@ def test_validate_webhook_reasons_pick_the_validate_webhook() -> None:
 
 def test_image_validating_policy_names_the_image_in_its_message() -> None:
     pinned = IMAGE + "@sha256:" + "a" * 64
-    d = k8s.parse_denial(
+    d = admission.parse_denial(
         f'admission webhook "{ivpol.webhook(IVPOL.name)}" denied the request: Policy '
         f"{IVPOL.name} failed: {ivpol.MESSAGE}{pinned}"
     )
@@ -82,11 +82,11 @@ def test_verified_needs_the_pin_and_the_record() -> None:
         },
         "spec": {"containers": [{"name": "app", "image": f"{img.by_tag}@{img.digest}"}]},
     }
-    expect.verified(k8s.Admitted(pod), "x", img, "cpol")
+    expect.verified(admission.Admitted(pod), "x", img, "cpol")
     unpinned = {**pod, "spec": {"containers": [{"name": "app", "image": img.by_tag}]}}
     with pytest.raises(AssertionError, match="not the verified digest"):
-        expect.verified(k8s.Admitted(unpinned), "x", img, "cpol")
+        expect.verified(admission.Admitted(unpinned), "x", img, "cpol")
     unrecorded = {**pod, "metadata": {}}
     with pytest.raises(AssertionError, match="without Kyverno's verification record"):
-        expect.verified(k8s.Admitted(unrecorded), "x", img, "cpol")
-    expect.verified(k8s.Admitted(unrecorded), "x", img, "ivpol")
+        expect.verified(admission.Admitted(unrecorded), "x", img, "cpol")
+    expect.verified(admission.Admitted(unrecorded), "x", img, "ivpol")

@@ -1,5 +1,5 @@
-"""`signcheck.run.cleanup` without a cluster: claims, staleness, and records a crashed run
-leaves in odd states."""
+"""`signcheck.run.claims` and `signcheck.run.stale` without a cluster: claims, staleness, and
+records a crashed run leaves in odd states."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from signcheck.run import cleanup
+from signcheck.run import claims, stale
 
 
 @pytest.fixture
@@ -21,29 +21,29 @@ def roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_live_claim_is_not_stale_and_a_released_one_is(roots: Path) -> None:
-    claim = cleanup.RunClaim.create(roots, "20260101-000000-aaaaaa", target="local", keep=False)
+    claim = claims.RunClaim.create(roots, "20260101-000000-aaaaaa", target="local", keep=False)
     assert [p.name for p in roots.iterdir()] == ["20260101-000000-aaaaaa"]
-    assert cleanup.stale_runs(roots) == []
+    assert claims.stale_runs(roots) == []
     claim.release()
-    assert [i.run_id for i in cleanup.stale_runs(roots)] == ["20260101-000000-aaaaaa"]
+    assert [i.run_id for i in claims.stale_runs(roots)] == ["20260101-000000-aaaaaa"]
 
 
 def test_a_claim_held_by_a_dead_process_is_stale(roots: Path) -> None:
     code = (
-        "import sys; from pathlib import Path; from signcheck import cleanup; "
-        "cleanup.RunClaim.create(Path(sys.argv[1]), 'r-dead', target='local'); "
+        "import sys; from pathlib import Path; from signcheck.run import claims; "
+        "claims.RunClaim.create(Path(sys.argv[1]), 'r-dead', target='local'); "
         "import os; os._exit(0)"  # no release: the kernel drops the lock with the process
     )
     subprocess.run([sys.executable, "-c", code, str(roots)], check=True)
-    assert [i.run_id for i in cleanup.stale_runs(roots)] == ["r-dead"]
+    assert [i.run_id for i in claims.stale_runs(roots)] == ["r-dead"]
 
 
 def test_kept_finished_runs_are_left_until_named(roots: Path) -> None:
-    claim = cleanup.RunClaim.create(roots, "r-kept", target="local", keep=True)
-    claim.mark(cleanup.FINISHED)
+    claim = claims.RunClaim.create(roots, "r-kept", target="local", keep=True)
+    claim.mark(claims.FINISHED)
     claim.release()
-    assert cleanup.stale_runs(roots) == []
-    assert [i.run_id for i in cleanup.stale_runs(roots, include_kept=True)] == ["r-kept"]
+    assert claims.stale_runs(roots) == []
+    assert [i.run_id for i in claims.stale_runs(roots, include_kept=True)] == ["r-kept"]
 
 
 def test_local_run_whose_environment_is_gone_is_removed_without_a_password(
@@ -51,7 +51,7 @@ def test_local_run_whose_environment_is_gone_is_removed_without_a_password(
 ) -> None:
     # A local run with registry auth, killed; its environment was reaped by someone else
     # already, so neither the cluster nor the registry password exists any more.
-    claim = cleanup.RunClaim.create(roots, "r-local", target="local")
+    claim = claims.RunClaim.create(roots, "r-local", target="local")
     target = {
         "name": "local",
         "run_id": "r-local",
@@ -62,14 +62,14 @@ def test_local_run_whose_environment_is_gone_is_removed_without_a_password(
     }
     (claim.run_dir / "target.json").write_text(json.dumps(target))
     claim.release()
-    (info,) = cleanup.stale_runs(roots)
-    outcome = cleanup.clean_run(info)
+    (info,) = claims.stale_runs(roots)
+    outcome = stale.clean_run(info)
     assert outcome.errors == [] and outcome.removed, outcome
     assert not claim.run_dir.exists()
 
 
 def test_cluster_run_without_the_registry_password_says_what_it_needs(roots: Path) -> None:
-    claim = cleanup.RunClaim.create(roots, "r-cluster", target="cluster")
+    claim = claims.RunClaim.create(roots, "r-cluster", target="cluster")
     target = {
         "name": "cluster",
         "run_id": "r-cluster",
@@ -79,8 +79,8 @@ def test_cluster_run_without_the_registry_password_says_what_it_needs(roots: Pat
     }
     (claim.run_dir / "target.json").write_text(json.dumps(target))
     claim.release()
-    (info,) = cleanup.stale_runs(roots)
-    outcome = cleanup.clean_run(info)
+    (info,) = claims.stale_runs(roots)
+    outcome = stale.clean_run(info)
     assert not outcome.removed and claim.run_dir.exists()
     assert outcome.errors == [
         "run r-cluster pushed to registry.example:5000 as ci: export "

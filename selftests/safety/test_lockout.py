@@ -17,7 +17,7 @@ import pytest
 
 from selftests.safety.conftest import EnvFactory
 from selftests.safety.harness import Dirs, RemoteView, SuiteRun, local_leftovers
-from signcheck.clients import k8s
+from signcheck.clients import admission, k8s
 from signcheck.localenv.process import is_alive
 
 pytestmark = [pytest.mark.integration]
@@ -57,7 +57,7 @@ def _assert_environment_error(run: SuiteRun) -> dict[str, object]:
     return summary
 
 
-def _bystander_pod(remote: RemoteView, namespace: str, name: str) -> k8s.Admission:
+def _bystander_pod(remote: RemoteView, namespace: str, name: str) -> admission.Admission:
     image = f"{remote.registry.host}/elsewhere/app:1"
     return remote.cluster.create(k8s.pod(name, namespace, image, run_id="bystander"), image)
 
@@ -141,4 +141,4 @@ def test_webhook_left_in_place_when_other_policies_need_it(dirs: Dirs, env_up: E
     assert "pods in other namespaces are refused" in run.output
     # The lockout is real and still there: a pod elsewhere is refused by the dead webhook.
     refused = _bystander_pod(remote, "default", "elsewhere")
-    assert isinstance(refused, k8s.Denied) and refused.webhook_unavailable, refused
+    assert isinstance(refused, admission.Denied) and refused.webhook_unavailable, refused

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from signcheck.errors import ConfigError
-from signcheck.run import cleanup
+from signcheck.run import claims, stale
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,34 +60,33 @@ def _print(lines: list[str]) -> None:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    root = args.runs_dir or cleanup.runs_root(Path.cwd())
+    root = args.runs_dir or claims.runs_root(Path.cwd())
     if args.forget and not args.run:
         raise ConfigError("--forget needs --run ID (it drops one run's record)")
     if args.run:
         return _one(root, args)
     if not args.all_stale:
-        stale = cleanup.stale_runs(root)
-        names = ", ".join(i.run_id for i in stale) or "none"
+        names = ", ".join(i.run_id for i in claims.stale_runs(root)) or "none"
         raise ConfigError(
             "name what to remove: --run ID, or --all-stale (add --dry-run to look first)",
             f"stale runs under {root}: {names}",
         )
-    stale = cleanup.stale_runs(root)
+    dead = claims.stale_runs(root)
     if args.dry_run:
-        for info in stale:
-            _print(cleanup.describe_run(info))
-        _print(cleanup.reap_abandoned_envs(dry_run=True))
-        if not stale:
+        for info in dead:
+            _print(stale.describe_run(info))
+        _print(stale.reap_abandoned_envs(dry_run=True))
+        if not dead:
             print(f"no stale runs under {root}")
         return 0
     failed = False
-    for info in stale:
-        outcome = cleanup.clean_run(info, namespace_wait=args.namespace_wait)
+    for info in dead:
+        outcome = stale.clean_run(info, namespace_wait=args.namespace_wait)
         _print(outcome.lines())
         failed |= not outcome.removed
-    _print(cleanup.reap_half_claims(root))
-    _print(cleanup.reap_abandoned_envs())
-    if not stale:
+    _print(claims.reap_half_claims(root))
+    _print(stale.reap_abandoned_envs())
+    if not dead:
         print(f"no stale runs under {root}")
     return 1 if failed else 0
 
@@ -96,30 +95,30 @@ def _one(root: Path, args: argparse.Namespace) -> int:
     run_dir = root / args.run
     if not run_dir.is_dir():
         # No record of it here: its local environment may still be around.
-        env_dir = cleanup.env_dir_of(args.run)
+        env_dir = stale.env_dir_of(args.run)
         if args.dry_run and env_dir.is_dir():
             print(f"{args.run}: local environment {env_dir}")
             return 0
-        env_actions, env_errors = ([], []) if args.dry_run else cleanup.remove_local_env(args.run)
+        env_actions, env_errors = ([], []) if args.dry_run else stale.remove_local_env(args.run)
         if not env_actions and not env_errors:
             known = ", ".join(p.name for p in sorted(root.glob("*")) if p.is_dir()) or "none"
             raise ConfigError(f"no run {args.run!r} under {root} (runs: {known})")
         _print([f"{args.run}: {line}" for line in env_actions + env_errors])
         return 1 if env_errors else 0
-    info = cleanup.read_run(run_dir)
-    if not cleanup.is_abandoned(run_dir):
+    info = claims.read_run(run_dir)
+    if not claims.is_abandoned(run_dir):
         raise ConfigError(
             f"run {args.run} is still running (pid {info.meta.get('pid', '?')}); "
             "stop it first (Ctrl-C lets it clean up after itself)"
         )
     if args.dry_run:
-        _print(cleanup.describe_run(info))
+        _print(stale.describe_run(info))
         return 0
     if args.forget:
         shutil.rmtree(run_dir, ignore_errors=True)
         print(f"{args.run}: forgot {run_dir} (nothing else was removed)")
         return 0
-    outcome = cleanup.clean_run(info, namespace_wait=args.namespace_wait)
+    outcome = stale.clean_run(info, namespace_wait=args.namespace_wait)
     _print(outcome.lines())
     if not outcome.removed:
         print(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from signcheck import redact
-from signcheck.clients.k8s import Admission, Denied
+from signcheck.clients.admission import Admission, Denied
 
 SCHEMA = "signcheck.summary/v1"
 

@@ -1,14 +1,11 @@
 """One conformance run's resources, built once and removed completely.
 
 `RunResources.create` pushes the test images, makes the key pairs, signs, and applies the
-policy (each step timed as a phase); `teardown` removes everything the run created, found by
-the run id rather than remembered, so it also cleans up after a crashed run; `leftovers`
-says what is still there.
+policy (each step timed as a phase). Removing them is `signcheck.run.removal`'s job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -19,24 +16,12 @@ from typing import Any
 from signcheck.artefacts import images, signing
 from signcheck.clients import oci
 from signcheck.clients.k8s import Cluster
-from signcheck.errors import SigncheckError
-from signcheck.kyverno import cpol, lockout
+from signcheck.kyverno import cpol
 from signcheck.run import scenarios, shared, teardown_probe
+from signcheck.run.removal import IMAGES
 from signcheck.settings.config import Settings
 from signcheck.target import Target
 from signcheck.tools.cosign import Cosign, KeyPair
-from signcheck.wait import until
-
-IMAGES = ("signed", "unsigned", "otherkey")
-"""signed: signed with the policy's key; unsigned: never signed; otherkey: signed with a key
-the policy does not list."""
-
-
-def repositories(target: Target) -> list[str]:
-    """Every repository a run may push to (teardown removes them all)."""
-    reg, run_id = target.registry, target.run_id
-    roles = [*IMAGES, *scenarios.IMAGES]
-    return [reg.repository(run_id, r) for r in roles] + [scenarios.outside_repository(target)]
 
 
 def policy_name(target: Target, settings: Settings) -> str:
@@ -119,8 +104,6 @@ class RunResources:
         self.phases = phases
         self.registry = oci.OciClient(target.registry)
         self._cluster: Cluster | None = None
-        self.notes: list[str] = []
-        """What teardown did beyond the run's own objects (a lockout undone)."""
 
     @property
     def cluster(self) -> Cluster:
@@ -259,79 +242,3 @@ class RunResources:
             teardown_probe=probe,
         )
         return state.to_dict()
-
-    # -- removal ----------------------------------------------------------------------
-
-    def teardown(self) -> list[str]:
-        """Remove everything of the run; returns the errors met (teardown never stops
-        halfway: each kind of resource is attempted)."""
-        errors: list[str] = []
-        run_id = self.target.run_id
-        try:
-            cpol.delete_run_policies(self.cluster, run_id)
-        except Exception as err:
-            errors.append(f"policies: {err}")
-        try:
-            for ns in self.cluster.run_namespaces(run_id):
-                self.cluster.delete_namespace(ns, wait=None)
-        except Exception as err:
-            errors.append(f"namespaces: {err}")
-        for repository in repositories(self.target):
-            try:
-                self.registry.delete_repository(repository)
-            except SigncheckError as err:
-                errors.append(f"images {repository}: {err.message}")
-        # Manifests a tag no longer names (a re-pointed tag's signed original) are invisible
-        # to a listing of tags but still stored: delete them by the digests the run recorded.
-        for repository, digest in self._recorded_digests():
-            try:
-                self.registry.delete(repository, digest)
-            except SigncheckError as err:
-                errors.append(f"images {repository}@{digest}: {err.message}")
-        try:
-            # With Kyverno gone, its fail-closed webhook still holds the pod rules our policy
-            # put there, and refuses pods in every namespace: never leave a cluster so.
-            self.notes += lockout.release(self.cluster)
-        except SigncheckError as err:
-            errors.append(f"lockout: {err.message}")
-        except Exception as err:
-            errors.append(f"lockout check: {type(err).__name__}: {err}")
-        return errors
-
-    def _recorded_digests(self) -> list[tuple[str, str]]:
-        """(repository, digest) of every image the scenarios recorded, in this run's
-        repositories only."""
-        state = shared.read(self.target.run_dir, "resources") or {}
-        mine = set(repositories(self.target))
-        found = []
-        for image in ((state.get("scenarios") or {}).get("images") or {}).values():
-            if isinstance(image, dict) and image.get("repository") in mine:
-                found.append((str(image["repository"]), str(image["digest"])))
-        return found
-
-    def leftovers(self, wait: float = 0.0) -> dict[str, list[str]]:
-        """What of the run still exists (waiting up to `wait` s for namespaces to go)."""
-        run_id = self.target.run_id
-        found: dict[str, list[str]] = {}
-        if wait:
-            with contextlib.suppress(SigncheckError):
-                until(
-                    lambda: not self.cluster.run_namespaces(run_id),
-                    what=f"the namespaces of run {run_id} to be deleted",
-                    timeout=wait,
-                    interval=0.5,
-                )
-        namespaces = self.cluster.run_namespaces(run_id)
-        if namespaces:
-            found["namespaces"] = namespaces
-        policies = cpol.run_policies(self.cluster, run_id)
-        if policies:
-            found["policies"] = policies
-        tags = [
-            f"{repository}:{tag}"
-            for repository in repositories(self.target)
-            for tag in self.registry.tags(repository)
-        ]
-        if tags:
-            found["images"] = tags
-        return found

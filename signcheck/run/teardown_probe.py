@@ -13,6 +13,7 @@ from typing import Any
 
 from signcheck.clients import k8s
 from signcheck.kyverno import cpol
+from signcheck.run import removal
 from signcheck.run.context import RunContext
 from signcheck.target import new_run_id
 
@@ -41,8 +42,8 @@ def start(res: RunContext, public_key_pem: str) -> dict[str, Any]:
             mutate_digest=False,
         )
         cpol.Policies(mini.cluster).apply(policy)
-        before = mini.leftovers()
+        before = removal.leftovers(mini)
     finally:
         # Whatever got made goes, also when making the rest failed.
-        errors += mini.teardown()
+        errors += removal.remove(mini).errors
     return {"run_id": run_id, "before": before, "errors": errors}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from signcheck.clients.k8s import Admission, Admitted, Denied, normalise
+from signcheck.clients.admission import Admission, Admitted, Denied, normalise
 from signcheck.clients.oci import PushedImage
 from signcheck.errors import EnvironmentNotReady, WebhookUnavailable
 from signcheck.kyverno import ivpol

@@ -33,7 +33,7 @@ from signcheck.report.summary import (
     now_iso,
     write_json,
 )
-from signcheck.run import cleanup, shared
+from signcheck.run import claims, interrupts, removal, shared, stale
 from signcheck.run.resources import RunResources, State
 from signcheck.settings import profile
 from signcheck.settings.config import SABOTAGE, Settings
@@ -97,8 +97,8 @@ class SigncheckRun:
         redact.register_env()
         workerinput = getattr(config, "workerinput", None)
         self.is_owner = workerinput is None
-        self.runs_root = cleanup.runs_root(config.rootpath)
-        self._claim: cleanup.RunClaim | None = None
+        self.runs_root = claims.runs_root(config.rootpath)
+        self._claim: claims.RunClaim | None = None
         if workerinput is not None:
             self.run_id = str(workerinput["signcheck_run_id"])
             self.run_dir = Path(workerinput["signcheck_run_dir"])
@@ -108,7 +108,7 @@ class SigncheckRun:
             self.run_id = new_run_id()
             # Locked for the life of this process: a later run or `signcheck cleanup` knows
             # from the lock alone whether this run is still alive.
-            self._claim = cleanup.RunClaim.create(
+            self._claim = claims.RunClaim.create(
                 self.runs_root, self.run_id, target=self.settings.target, keep=self.settings.keep
             )
             self.run_dir = self._claim.run_dir
@@ -194,7 +194,7 @@ class SigncheckRun:
     # -- end of run (owner only) ------------------------------------------------------
 
     def finish(self, announce: Any = None) -> None:
-        with cleanup.finishing(announce):
+        with interrupts.finishing(announce):
             self._finish()
         self.finished = True
         if self._claim is not None:
@@ -218,7 +218,7 @@ class SigncheckRun:
             return
         if self.settings.keep:
             if self._claim is not None:
-                self._claim.mark(cleanup.FINISHED)
+                self._claim.mark(claims.FINISHED)
         else:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
@@ -258,8 +258,9 @@ class SigncheckRun:
     def _remove_run(self, target: Target) -> dict[str, Any]:
         try:
             res = RunResources(target, self.settings, self.phases)
-            errors = res.teardown()
-            leftovers = res.leftovers(wait=self.settings.timeouts.namespace_delete)
+            removed = removal.remove(res)
+            errors = removed.errors
+            leftovers = removal.leftovers(res, wait=self.settings.timeouts.namespace_delete)
         except Exception as err:
             msg = f"teardown failed: {type(err).__name__}: {err}"
             self.summary.problems.append(msg)
@@ -268,8 +269,8 @@ class SigncheckRun:
             self.summary.problems.append(f"left behind after teardown: {leftovers}")
         self.summary.problems += [f"teardown: {e}" for e in errors]
         result = {"clean": not leftovers and not errors, "errors": errors, "leftovers": leftovers}
-        if res.notes:
-            result["actions"] = res.notes
+        if removed.actions:
+            result["actions"] = removed.actions
         return result
 
 
@@ -303,7 +304,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run = SigncheckRun(config)
     config.stash[_RUN] = run
     if run.is_owner:
-        run.restore_sigterm = cleanup.sigterm_interrupts()
+        run.restore_sigterm = interrupts.sigterm_interrupts()
     if run.reports_enabled and run.is_owner:
         run.reports_dir.mkdir(parents=True, exist_ok=True)
         # Set before pytest-html and junitxml read them in their own pytest_configure.
@@ -533,7 +534,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.pluginmanager.register(_Collector(run), "signcheck-collector")
     # Whatever earlier runs left behind (killed, crashed, interrupted twice) goes first.
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    for line in cleanup.reap_stale(
+    for line in stale.reap_stale(
         run.runs_root, namespace_wait=run.settings.timeouts.namespace_delete
     ):
         if tr is not None:

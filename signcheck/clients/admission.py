@@ -1,0 +1,182 @@
+"""What admission said: `Admitted(obj)` or `Denied(webhook, policy, rule, image, reason,
+message)`, parsed from the API server's answer.
+
+Denials are parsed, never just caught: Kyverno answers with a YAML map of policy -> rule ->
+message that the YAML encoder wraps near 80 columns, so the map is parsed as YAML, and every
+string compared is whitespace-normalised first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+_WEBHOOK = re.compile(r'admission webhook "(?P<webhook>[^"]+)" denied the request:?')
+_BLOCKED = re.compile(
+    r"resource (?P<kind>[\w.]+)/(?P<namespace>[^/\s]*)/(?P<name>\S+) was blocked due to "
+    r"the following policies"
+)
+# Kyverno >= 1.15 says "failed to verify image", older releases "failed to verify signature
+# for" (the seed's wording); the reference never contains ": ", so a lazy match stops there.
+_VERIFY = re.compile(r"failed to verify (?:image|signature for) (?P<image>\S+?):\s+(?P<rest>.*)")
+_ATTESTOR = re.compile(r"^(?P<path>\.attestors\[\d+\](?:\.[\w]+(?:\[\d+\])?)*):\s*(?P<reason>.*)$")
+# ImageValidatingPolicy: "Policy <name> failed: <message>" (a validation said no) or
+# "Policy <name> error: <error>" (it could not be evaluated, e.g. the registry refused).
+_IVPOL = re.compile(r"Policy (?P<policy>\S+) (?P<how>failed|error): (?P<reason>.*)")
+# The validate webhook's own verdicts on verifyImages rules (verifyDigest, required).
+_VALIDATE = re.compile(r"^(?P<reason>missing digest for|unverified image) (?P<image>\S+)$")
+# A registry that refused or could not be reached: says nothing about signatures.
+_REGISTRY = re.compile(
+    r"unauthorized|authentication required|\bforbidden\b|\bDENIED:|manifest unknown|"
+    r"name unknown|connection refused|no such host|i/o timeout|tls: |x509: |"
+    r"server gave http response|failed to get imagedata|failed to resolve digest",
+    re.IGNORECASE,
+)
+_UNREACHABLE = re.compile(r'failed calling webhook "(?P<webhook>[^"]+)"')
+
+
+def normalise(text: str) -> str:
+    """Collapse every run of whitespace (including the YAML wraps) to one space."""
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Admitted:
+    obj: dict[str, Any]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def admitted(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Denied:
+    """A refused request, with the policy verdict taken apart."""
+
+    message: str
+    """The API server's message, verbatim."""
+    code: int
+    webhook: str | None = None
+    policy: str | None = None
+    rule: str | None = None
+    image: str | None = None
+    reason: str | None = None
+    """The verifier's own words, e.g. `no signatures found`."""
+    attestor: str | None = None
+    """Where in the policy the verdict came from, e.g. `.attestors[0].entries[0].keys`."""
+    resource: str | None = None
+    failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Every policy -> rule -> message in the denial."""
+
+    @property
+    def admitted(self) -> bool:
+        return False
+
+    @property
+    def normalised(self) -> str:
+        return normalise(self.message)
+
+    @property
+    def webhook_unavailable(self) -> bool:
+        """The webhook could not be called (Kyverno down): an environment problem, not a
+        signature verdict."""
+        return _UNREACHABLE.search(self.message) is not None
+
+    @property
+    def registry_error(self) -> bool:
+        """Kyverno could not read the registry (no or wrong credentials, unreachable, TLS):
+        an environment problem, not a signature verdict."""
+        return _REGISTRY.search(self.reason or "") is not None
+
+    @property
+    def verdict(self) -> str:
+        """`signature` (a verdict on the image), or `environment: webhook|registry`."""
+        if self.webhook_unavailable:
+            return "environment: webhook unavailable"
+        if self.registry_error:
+            return "environment: registry"
+        return "signature"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "admitted": False,
+            "code": self.code,
+            "webhook": self.webhook,
+            "policy": self.policy,
+            "rule": self.rule,
+            "image": self.image,
+            "reason": self.reason,
+            "attestor": self.attestor,
+            "resource": self.resource,
+            "verdict": self.verdict,
+            "message": self.message,
+        }
+
+
+Admission = Admitted | Denied
+
+
+def _failures(message: str) -> dict[str, dict[str, str]]:
+    """The policy -> rule -> message map after "was blocked due to the following policies"."""
+    _, sep, tail = message.partition("was blocked due to the following policies")
+    if not sep:
+        return {}
+    try:
+        data = yaml.safe_load(tail)
+    except yaml.YAMLError:
+        data = None
+    if isinstance(data, dict):
+        return {
+            str(p): {str(r): normalise(str(m)) for r, m in rules.items()}
+            for p, rules in data.items()
+            if isinstance(rules, dict)
+        }
+    # Not valid YAML (a client truncated it?): fall back to the flat "policy: rule: msg".
+    flat = re.match(r"\s*([\w.-]+):\s+([\w.-]+):\s+(.*)", normalise(tail))
+    return {flat.group(1): {flat.group(2): flat.group(3).strip("'\"")}} if flat else {}
+
+
+def parse_denial(message: str, code: int = 400, image: str | None = None) -> Denied:
+    """Take a denial apart. `image`, when given, picks the failure that names that image
+    (a pod with several images fails once per image)."""
+    webhook = m.group("webhook") if (m := _WEBHOOK.search(message)) else None
+    if webhook is None and (u := _UNREACHABLE.search(message)):
+        webhook = u.group("webhook")
+    resource = None
+    if b := _BLOCKED.search(normalise(message)):
+        resource = f"{b.group('kind')}/{b.group('namespace')}/{b.group('name')}"
+    failures = _failures(message)
+    chosen: tuple[str, str, str] | None = None
+    for policy, rules in failures.items():
+        for rule, text in rules.items():
+            if chosen is None or (image and image in text and image not in chosen[2]):
+                chosen = (policy, rule, text)
+    if chosen is None:
+        if iv := _IVPOL.search(normalise(message)):
+            return Denied(
+                message,
+                code,
+                webhook,
+                iv.group("policy"),
+                None,
+                None,
+                iv.group("reason")
+                if iv.group("how") == "failed"
+                else f"error: {iv.group('reason')}",
+                resource=resource,
+            )
+        return Denied(message, code, webhook, resource=resource)
+    policy, rule, text = chosen
+    img = reason = attestor = None
+    reason = text
+    if v := _VERIFY.search(text):
+        img, reason = v.group("image"), v.group("rest")
+        if a := _ATTESTOR.match(reason):
+            attestor, reason = a.group("path"), a.group("reason")
+    elif w := _VALIDATE.match(text):
+        img, reason = w.group("image"), w.group("reason").removesuffix(" for")
+    return Denied(message, code, webhook, policy, rule, img, reason, attestor, resource, failures)
