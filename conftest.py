@@ -4,6 +4,7 @@ Conformance runs (`pytest`, `pytest tests`) write reports/; runs of `selftests/`
 """
 
 pytest_plugins = [
+    "signcheck.suite.options",
     "signcheck.suite.plugin",
     "fixtures.session",
     "fixtures.namespace",

@@ -15,7 +15,8 @@ from signcheck.kyverno import cpol, ivpol, policyreports
 from signcheck.run.resources import Images, State
 from signcheck.run.scenarios import PolicyRef, Scenarios
 from signcheck.suite import expect
-from signcheck.suite.plugin import ADMISSIONS, NAMESPACE, SigncheckRun
+from signcheck.suite.session import SigncheckRun
+from signcheck.suite.stash import ADMISSIONS, NAMESPACE
 from signcheck.target import Target
 
 Admit = Callable[..., Admission]

@@ -13,7 +13,7 @@ from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import policyreports
 from signcheck.run.resources import State
-from signcheck.suite.plugin import SigncheckRun
+from signcheck.suite.session import SigncheckRun
 
 REPORT_TIMEOUT = 90.0
 """The reports-controller aggregates admission results some seconds after the request."""

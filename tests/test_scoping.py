@@ -16,7 +16,7 @@ from signcheck.kyverno import cpol
 from signcheck.run.resources import Images, State
 from signcheck.run.scenarios import MAIN, PolicyRef
 from signcheck.suite import expect
-from signcheck.suite.plugin import SigncheckRun
+from signcheck.suite.session import SigncheckRun
 from signcheck.target import RUN_LABEL, Target
 
 Admit = Callable[..., Admission]

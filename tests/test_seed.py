@@ -17,7 +17,7 @@ from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol
 from signcheck.run.resources import Images, State
 from signcheck.suite import expect
-from signcheck.suite.plugin import SigncheckRun
+from signcheck.suite.session import SigncheckRun
 from signcheck.target import Target
 from signcheck.tools.cosign import Cosign
 

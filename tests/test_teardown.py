@@ -14,7 +14,7 @@ import pytest
 
 from signcheck.run import removal
 from signcheck.run.resources import RunResources, State
-from signcheck.suite.plugin import SigncheckRun
+from signcheck.suite.session import SigncheckRun
 from signcheck.target import Target
 
 # Only the seed's session resources: a run of the seed's tests alone makes nothing more.

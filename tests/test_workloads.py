@@ -13,7 +13,7 @@ from signcheck.clients.k8s import Cluster
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, PolicyRef
 from signcheck.suite import expect
-from signcheck.suite.plugin import SigncheckRun
+from signcheck.suite.session import SigncheckRun
 from signcheck.target import Target
 
 Admit = Callable[..., Admission]

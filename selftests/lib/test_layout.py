@@ -16,8 +16,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "signcheck"
 
 MAX_LINES = 450
-OVERSIZE = {"suite/plugin.py": 619, "clients/oci.py": 471}
-"""Modules over the limit today, with their line counts (they may not grow)."""
+OVERSIZE: dict[str, int] = {}
+"""Modules over the limit, with their line counts (they may not grow). None left."""
 
 KNOWN_CYCLES: list[set[str]] = []
 """None left: `scenarios` and `teardown_probe` take a `runcontext.RunContext`, no longer

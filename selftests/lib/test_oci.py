@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from signcheck.clients import oci
+from signcheck.clients import oci, ociimage
 from signcheck.target import Registry
 
 pytestmark = pytest.mark.integration
@@ -20,9 +20,9 @@ def test_push_resolve_and_read_back(registry: Registry, run_id: str) -> None:
     assert img.digest.startswith("sha256:")
     assert client.resolve(repo, run_id) == img.digest
     raw, media_type, digest = client.manifest(repo, img.digest)
-    assert digest == img.digest and media_type == oci.MANIFEST_OCI
+    assert digest == img.digest and media_type == ociimage.MANIFEST_OCI
     manifest = json.loads(raw)
-    assert manifest["config"]["mediaType"] == oci.CONFIG_OCI
+    assert manifest["config"]["mediaType"] == ociimage.CONFIG_OCI
     config = json.loads(client.blob(repo, manifest["config"]["digest"]))
     assert config["os"] == "linux" and config["rootfs"]["diff_ids"]
     assert client.tags(repo) == [run_id]

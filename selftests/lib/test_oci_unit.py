@@ -8,7 +8,7 @@ import tarfile
 
 import pytest
 
-from signcheck.clients import oci
+from signcheck.clients import oci, ociimage
 
 
 def test_signature_tag() -> None:
@@ -18,7 +18,7 @@ def test_signature_tag() -> None:
 
 
 def test_build_image_is_a_consistent_oci_image() -> None:
-    config, layer, manifest = oci.build_image("app", nonce="n1")
+    config, layer, manifest = ociimage.build_image("app", nonce="n1")
     assert manifest["config"] == config.descriptor()
     assert manifest["layers"] == [layer.descriptor()]
     uncompressed = gzip.decompress(layer.data)
@@ -29,8 +29,8 @@ def test_build_image_is_a_consistent_oci_image() -> None:
 
 
 def test_same_nonce_same_bytes_other_nonce_other_digest() -> None:
-    assert oci.build_image("a", "x")[1].digest == oci.build_image("a", "x")[1].digest
-    assert oci.build_image("a", "x")[1].digest != oci.build_image("a", "y")[1].digest
+    assert ociimage.build_image("a", "x")[1].digest == ociimage.build_image("a", "x")[1].digest
+    assert ociimage.build_image("a", "x")[1].digest != ociimage.build_image("a", "y")[1].digest
 
 
 def test_split_repository() -> None:

@@ -39,7 +39,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if item.name == os.environ.get("SIGNCHECK_STOP_KYVERNO_BEFORE"):
         # Imported here: importing the suite's plugin module at load time would keep pytest
         # from rewriting its asserts.
-        from signcheck.suite.plugin import get_run
+        from signcheck.suite.session import get_run
 
         env = os.environ.get("SIGNCHECK_STOP_KYVERNO_ENV")
         _kill_kyverno(Path(env) if env else runs_root() / get_run(item.config).run_id)

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from signcheck.clients import oci
+from signcheck.clients import oci, ociimage
 from signcheck.errors import ConfigError
 from signcheck.settings.config import Settings
 from signcheck.target import Registry
@@ -44,7 +44,7 @@ def copy_image(client: oci.OciClient, source: str, repository: str, tag: str) ->
         client.put_manifest(repository, child["digest"], child_raw, child_type)
     if not children:
         _copy_blobs(client, src_repo, repository, manifest)
-    client.put_manifest(repository, tag, raw, media_type or oci.MANIFEST_OCI)
+    client.put_manifest(repository, tag, raw, media_type or ociimage.MANIFEST_OCI)
     first = manifest
     if children:
         first = json.loads(client.manifest(src_repo, children[0]["digest"])[0])

@@ -1,21 +1,14 @@
-"""Test images without a Docker daemon: build, push, resolve, list, read and delete through
-the OCI distribution API, using the `oras` client library.
-
-Every image is a runnable-looking OCI image (image manifest, image config, one gzip'd tar
-layer) whose layer holds content unique to the run and the image, so tags and digests are
-new every run and no verification cache (Kyverno's is keyed by tag) can hide a result.
+"""Test images without a Docker daemon: push, resolve, list, read and delete through the OCI
+distribution API, using the `oras` client library (the images themselves:
+`signcheck.clients.ociimage`).
 """
 
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
-import io
 import json
 import logging
-import secrets
-import tarfile
 import tempfile
 import urllib.parse
 from dataclasses import dataclass
@@ -27,16 +20,17 @@ import oras.provider
 import requests
 
 from signcheck import redact
+from signcheck.clients.ociimage import (
+    COSIGN_SIGNATURE_ANNOTATION,
+    INDEX_OCI,
+    MANIFEST_DOCKER,
+    MANIFEST_OCI,
+    SIMPLE_SIGNING,
+    Blob,
+    build_image,
+)
 from signcheck.errors import SigncheckError
 from signcheck.target import Registry
-
-MANIFEST_OCI = "application/vnd.oci.image.manifest.v1+json"
-MANIFEST_DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_OCI = "application/vnd.oci.image.index.v1+json"
-CONFIG_OCI = "application/vnd.oci.image.config.v1+json"
-LAYER_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
-COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 
 ACCEPT = ", ".join([MANIFEST_OCI, MANIFEST_DOCKER, INDEX_OCI])
 
@@ -48,19 +42,6 @@ logging.getLogger("oras").setLevel(logging.WARNING)
 
 class RegistryError(SigncheckError):
     """The registry refused or could not be reached; says which operation and why."""
-
-
-@dataclass(frozen=True)
-class Blob:
-    media_type: str
-    data: bytes
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + hashlib.sha256(self.data).hexdigest()
-
-    def descriptor(self) -> dict[str, Any]:
-        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data)}
 
 
 @dataclass(frozen=True)
@@ -129,53 +110,6 @@ def split_repository(repository: str) -> tuple[str, str]:
     if not sep or not path:
         raise ValueError(f"repository {repository!r} has no host part")
     return host, path
-
-
-def build_image(name: str, nonce: str | None = None) -> tuple[Blob, Blob, dict[str, Any]]:
-    """Config blob, layer blob and manifest of a small image with unique content.
-
-    The layer holds `/signcheck/<name>` (the name and a random nonce) and a tiny `/bin/true`
-    placeholder so the image looks like something a container runtime could start.
-    """
-    nonce = nonce or secrets.token_hex(16)
-    files = {
-        f"signcheck/{name}": f"signcheck test image {name}\nnonce {nonce}\n".encode(),
-        "bin/true": b"#!/bin/sh\nexit 0\n",
-    }
-    raw_tar = io.BytesIO()
-    with tarfile.open(fileobj=raw_tar, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for dirname in sorted({p.rsplit("/", 1)[0] for p in files}):
-            info = tarfile.TarInfo(dirname)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        for path, content in files.items():
-            info = tarfile.TarInfo(path)
-            info.size, info.mode = len(content), 0o755
-            tar.addfile(info, io.BytesIO(content))
-    uncompressed = raw_tar.getvalue()
-    # mtime=0: the same content always compresses to the same bytes.
-    layer = Blob(LAYER_TAR_GZIP, gzip.compress(uncompressed, mtime=0))
-    config_doc = {
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {
-            "Entrypoint": ["/bin/true"],
-            "Labels": {"io.signcheck.image": name, "io.signcheck.nonce": nonce},
-        },
-        "rootfs": {
-            "type": "layers",
-            "diff_ids": ["sha256:" + hashlib.sha256(uncompressed).hexdigest()],
-        },
-        "history": [{"created_by": "signcheck.clients.oci.build_image"}],
-    }
-    config = Blob(CONFIG_OCI, json.dumps(config_doc, sort_keys=True).encode())
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_OCI,
-        "config": config.descriptor(),
-        "layers": [layer.descriptor()],
-    }
-    return config, layer, manifest
 
 
 class OciClient:

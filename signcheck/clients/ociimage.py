@@ -1,0 +1,85 @@
+"""The OCI image format as the suite writes it: media types, blobs, and the test image.
+
+Every image is a runnable-looking OCI image (image manifest, image config, one gzip'd tar
+layer) whose layer holds content unique to the run and the image, so tags and digests are
+new every run and no verification cache (Kyverno's is keyed by tag) can hide a result.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import secrets
+import tarfile
+from dataclasses import dataclass
+from typing import Any
+
+MANIFEST_OCI = "application/vnd.oci.image.manifest.v1+json"
+MANIFEST_DOCKER = "application/vnd.docker.distribution.manifest.v2+json"
+INDEX_OCI = "application/vnd.oci.image.index.v1+json"
+CONFIG_OCI = "application/vnd.oci.image.config.v1+json"
+LAYER_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+
+
+@dataclass(frozen=True)
+class Blob:
+    media_type: str
+    data: bytes
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.data).hexdigest()
+
+    def descriptor(self) -> dict[str, Any]:
+        return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data)}
+
+
+def build_image(name: str, nonce: str | None = None) -> tuple[Blob, Blob, dict[str, Any]]:
+    """Config blob, layer blob and manifest of a small image with unique content.
+
+    The layer holds `/signcheck/<name>` (the name and a random nonce) and a tiny `/bin/true`
+    placeholder so the image looks like something a container runtime could start.
+    """
+    nonce = nonce or secrets.token_hex(16)
+    files = {
+        f"signcheck/{name}": f"signcheck test image {name}\nnonce {nonce}\n".encode(),
+        "bin/true": b"#!/bin/sh\nexit 0\n",
+    }
+    raw_tar = io.BytesIO()
+    with tarfile.open(fileobj=raw_tar, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for dirname in sorted({p.rsplit("/", 1)[0] for p in files}):
+            info = tarfile.TarInfo(dirname)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for path, content in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(content), 0o755
+            tar.addfile(info, io.BytesIO(content))
+    uncompressed = raw_tar.getvalue()
+    # mtime=0: the same content always compresses to the same bytes.
+    layer = Blob(LAYER_TAR_GZIP, gzip.compress(uncompressed, mtime=0))
+    config_doc = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {
+            "Entrypoint": ["/bin/true"],
+            "Labels": {"io.signcheck.image": name, "io.signcheck.nonce": nonce},
+        },
+        "rootfs": {
+            "type": "layers",
+            "diff_ids": ["sha256:" + hashlib.sha256(uncompressed).hexdigest()],
+        },
+        "history": [{"created_by": "signcheck.clients.ociimage.build_image"}],
+    }
+    config = Blob(CONFIG_OCI, json.dumps(config_doc, sort_keys=True).encode())
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_OCI,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor()],
+    }
+    return config, layer, manifest

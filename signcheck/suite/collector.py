@@ -1,0 +1,104 @@
+"""The owner's result collector: test reports become `TestResult`s for the summary; at the
+session's very end it finishes the run and prints the run's problems and reports."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from signcheck import redact
+from signcheck.report.summary import TestResult
+from signcheck.suite.session import SigncheckRun
+
+
+class Collector:
+    """Turns test reports into `TestResult`s (one per test id)."""
+
+    def __init__(self, run: SigncheckRun) -> None:
+        self.run = run
+        self.by_id: dict[str, TestResult] = {}
+        self.first_start: float | None = None
+        self.last_stop: float | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        start, stop = getattr(report, "start", None), getattr(report, "stop", None)
+        if start is not None:
+            self.first_start = min(self.first_start or start, start)
+        if stop is not None:
+            self.last_stop = max(self.last_stop or stop, stop)
+        props = dict(report.user_properties)
+        result = self.by_id.get(report.nodeid)
+        if result is None:
+            result = TestResult(report.nodeid, "passed", 0.0)
+            self.by_id[report.nodeid] = result
+        result.duration = round(result.duration + report.duration, 3)
+        if "scenario" in props:
+            result.scenario = str(props["scenario"])
+            result.step = str(props.get("seed_step", ""))
+            result.expect = str(props.get("expect", ""))
+            result.proves = str(props.get("proves", ""))
+        if "admission" in props:
+            result.admission = json.loads(str(props["admission"]))
+        if "compat" in props:
+            result.compat = json.loads(str(props["compat"]))
+        if report.when == "call":
+            if hasattr(report, "wasxfail"):
+                result.outcome = "xfailed" if report.skipped else "xpassed"
+            else:
+                result.outcome = report.outcome
+        elif report.failed:
+            result.outcome = "error"
+        elif report.skipped and report.when == "setup":
+            result.outcome = "skipped"
+        if report.failed or report.skipped:
+            result.message = redact.redact(_short_message(report))
+        if "environment_error" in props and report.when == "call":
+            result.outcome = "error"
+            # Not a verdict on signatures: the registry, the webhook or the cluster failed.
+            result.failure = "environment"
+            self.run.summary.problems.append(f"environment: {props['environment_error']}")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Last: after pytest's own sessionfinish tore down the fixtures still set up (an
+        # interrupted test's namespace), which need the target this removes.
+        run = self.run
+        if self.first_start is not None and self.last_stop is not None:
+            window = self.last_stop - self.first_start
+            # Session setup (boot, images, signing, policy) runs inside the first test's
+            # setup in a serial run; it is reported as its own phases, not as test time.
+            setup = run.phases.overlap(self.first_start, self.last_stop)
+            run.phases.add("tests", max(0.0, window - setup))
+        run.summary.tests = list(self.by_id.values())
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        run.finish(announce=tr.write_line if tr is not None else None)
+        if run.summary.problems and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        run = self.run
+        tr = terminalreporter
+        for problem in run.summary.problems:
+            if run.boot_error_shown and problem.startswith("environment: "):
+                continue  # already the run's one error line (pytest.exit's reason)
+            tr.write_line(redact.redact(f"signcheck: {problem}"), red=True)
+        if run.reports_enabled:
+            tr.write_sep("-", "signcheck reports")
+            for name, path in run.summary.reports.items():
+                tr.write_line(f"{name:8} {path}")
+            if run.summary.phases:
+                phases = ", ".join(f"{k} {v:.1f}s" for k, v in run.summary.phases.items())
+                tr.write_line(f"phases   {phases}")
+
+
+def _short_message(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2])
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        return str(crash.message)
+    text = str(report.longrepr or "")
+    lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
+    return "\n".join(lines[:20]) if lines else text[-2000:]
