@@ -47,11 +47,8 @@ def one_run(
     reports = out / f"run-{index:02d}"
     argv = [sys.executable, "-m", "pytest", "tests", "-p", "no:cacheprovider", "-q"]
     argv += ["--signcheck-reports", str(reports), *extra]
-    env = {
-        **os.environ,
-        "SIGNCHECK_SUITE_RUN_DIR": str(suite_dir),
-        "SIGNCHECK_RUN_DIR": str(env_dir),
-    }
+    # One runs root: the suite's records under suite/, the environments under env/.
+    env = {**os.environ, "SIGNCHECK_RUN_DIR": str(suite_dir.parent)}
     started = time.monotonic()
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, check=False)
     wall = time.monotonic() - started
@@ -116,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     extra = [a for a in args.extra if a != "--"]
     args.out.mkdir(parents=True, exist_ok=True)
-    suite_dir, env_dir = args.out / "suite-runs", args.out / "env-runs"
+    suite_dir, env_dir = args.out / "runs" / "suite", args.out / "runs" / "env"
     runs = []
     started = time.monotonic()
     for i in range(1, args.runs + 1):

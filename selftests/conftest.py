@@ -8,6 +8,6 @@ keeps every nested run on the machine's real cache.
 
 import os
 
-from signcheck.tools import pins
+from signcheck import places
 
-os.environ.setdefault("SIGNCHECK_CACHE", str(pins.cache_root()))
+os.environ.setdefault("SIGNCHECK_CACHE", str(places.cache_root()))

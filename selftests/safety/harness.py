@@ -1,7 +1,7 @@
 """Run the conformance suite as a real subprocess, interrupt it, and look at what is left.
 
-Every suite run here gets run directories of its own (`SIGNCHECK_SUITE_RUN_DIR` for the
-suite's, `SIGNCHECK_RUN_DIR` for the local environment's), so selftests neither see nor
+Every suite run here gets run directories of its own (`SIGNCHECK_RUN_DIR`: the suite's
+records under `suite/`, the local environments under `env/`), so selftests neither see nor
 reap anybody else's runs. What is "left" is looked up from the outside, the way a user
 would: processes whose command line names the run id, run directories, and (for runs against
 a cluster) objects labelled with the run id and repositories under the run's path.
@@ -43,16 +43,23 @@ def _default_sigint() -> None:
 class Dirs:
     """The run directories of one selftest."""
 
-    suite: Path
-    env: Path
+    root: Path
 
     @classmethod
     def under(cls, base: Path) -> Dirs:
-        return cls(base / "suite-runs", base / "env-runs")
+        return cls(base / "runs")
+
+    @property
+    def suite(self) -> Path:
+        return self.root / "suite"
+
+    @property
+    def env(self) -> Path:
+        return self.root / "env"
 
     def environ(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-        env.update(SIGNCHECK_SUITE_RUN_DIR=str(self.suite), SIGNCHECK_RUN_DIR=str(self.env))
+        env.update(SIGNCHECK_RUN_DIR=str(self.root))
         env.update(extra)
         return env
 

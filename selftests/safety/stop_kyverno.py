@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from signcheck.localenv.process import is_alive
-from signcheck.settings.localenv import runs_root
+from signcheck.places import env_runs
 
 
 def _kill_kyverno(env_dir: Path) -> None:
@@ -42,5 +42,5 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         from signcheck.suite.session import get_run
 
         env = os.environ.get("SIGNCHECK_STOP_KYVERNO_ENV")
-        _kill_kyverno(Path(env) if env else runs_root() / get_run(item.config).run_id)
+        _kill_kyverno(Path(env) if env else env_runs() / get_run(item.config).run_id)
     yield

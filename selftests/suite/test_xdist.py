@@ -47,9 +47,9 @@ def _run(reports: Path, *extra: str) -> tuple[dict[str, str], dict[str, int]]:
     finally:
         # --keep kept the suite's run dir and the local environment's: remove both.
         shutil.rmtree(run_dir, ignore_errors=True)
-        from signcheck.settings.localenv import runs_root
+        from signcheck.places import env_runs
 
-        shutil.rmtree(runs_root() / run_id, ignore_errors=True)
+        shutil.rmtree(env_runs() / run_id, ignore_errors=True)
     outcomes = {t["scenario"]: t["outcome"] for t in summary["tests"]}
     counts: dict[str, int] = {}
     for phase, *_ in phases["intervals"]:

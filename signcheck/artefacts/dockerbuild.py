@@ -20,7 +20,7 @@ from pathlib import Path
 
 from signcheck.clients import oci
 from signcheck.errors import ConfigError, SigncheckError
-from signcheck.project import checkout_path
+from signcheck.places import checkout_path
 from signcheck.target import Registry
 from signcheck.tools.cosign import docker_config
 

@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from signcheck import places
 from signcheck.errors import ConfigError
 from signcheck.run import claims, stale
 
@@ -43,7 +44,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--runs-dir",
         type=Path,
         default=None,
-        help="the suite's run directories (default $SIGNCHECK_SUITE_RUN_DIR or ./.signcheck/runs)",
+        help="the suite's run records (default $SIGNCHECK_RUN_DIR/suite, else "
+        "~/.cache/signcheck/runs/suite)",
     )
     p.add_argument(
         "--namespace-wait",
@@ -60,7 +62,7 @@ def _print(lines: list[str]) -> None:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
-    root = args.runs_dir or claims.runs_root(Path.cwd())
+    root = args.runs_dir or places.suite_runs()
     if args.forget and not args.run:
         raise ConfigError("--forget needs --run ID (it drops one run's record)")
     if args.run:

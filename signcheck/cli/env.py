@@ -18,7 +18,8 @@ from signcheck.errors import ConfigError, EnvironmentNotReady
 from signcheck.localenv.process import is_alive
 from signcheck.localenv.reap import down, reap_abandoned
 from signcheck.localenv.state import RunState, list_runs
-from signcheck.settings.localenv import Settings, runs_root
+from signcheck.places import env_runs
+from signcheck.settings.localenv import Settings
 from signcheck.target import new_run_id
 from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
@@ -56,19 +57,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _select(run: str | None) -> list[RunState]:
-    runs = list_runs(runs_root())
+    runs = list_runs(env_runs())
     if run is None:
         return runs
     chosen = [r for r in runs if r.run_id == run]
     if not chosen:
         known = ", ".join(r.run_id for r in runs) or "none"
-        raise ConfigError(f"no run {run!r} under {runs_root()} (runs: {known})")
+        raise ConfigError(f"no run {run!r} under {env_runs()} (runs: {known})")
     return chosen
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     timeouts = Timeouts.from_env()
-    root = runs_root()
+    root = env_runs()
     for line in reap_abandoned(root, timeouts):
         print(f"cleaned up: {line}", file=sys.stderr)
     run_id = new_run_id()
@@ -169,7 +170,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0 if healthy else 1
     if not rows:
-        print(f"no runs under {runs_root()}")
+        print(f"no runs under {env_runs()}")
     for row in rows:
         owner = row["owner"]
         assert isinstance(owner, dict)
@@ -184,7 +185,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     runs = _select(args.run)
     if not runs:
-        raise ConfigError(f"no runs under {runs_root()}")
+        raise ConfigError(f"no runs under {env_runs()}")
     logs_dir = runs[-1].run_dir / "logs"
     files = sorted(logs_dir.glob("*.log"))
     if args.service:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from signcheck import places
 from signcheck.localenv.kubeapi import Kube
 from signcheck.tools import pins
 from signcheck.wait import NotYet
@@ -40,7 +41,7 @@ def load_crds(directory: Path | None = None, cache: Path | None = None) -> list[
     files = sorted(directory.rglob("*.yaml"))
     if not files:
         raise FileNotFoundError(f"no CRDs under {directory}: rebuild the kyverno tool group")
-    cache = cache or pins.cache_root() / "parsed" / f"kyverno-crds-{_fingerprint(files)}.json"
+    cache = cache or places.cache_root() / "parsed" / f"kyverno-crds-{_fingerprint(files)}.json"
     if cache.is_file():
         parsed: list[dict[str, Any]] = json.loads(cache.read_text())
         return parsed

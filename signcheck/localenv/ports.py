@@ -15,14 +15,14 @@ import socket
 import time
 from pathlib import Path
 
-from signcheck.tools import pins
+from signcheck import places
 
 HOST = "127.0.0.1"
 RESERVATION_TTL = 600.0
 
 
 def _reservations_dir() -> Path:
-    path = pins.cache_root() / "ports"
+    path = places.cache_root() / "ports"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

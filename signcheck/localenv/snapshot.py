@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from signcheck import places
 from signcheck.localenv import crds as crdlib
 from signcheck.localenv.kubeapi import Kube
 from signcheck.localenv.services.apiserver import KubeAPIServer
 from signcheck.localenv.services.etcd import Etcd
 from signcheck.localenv.services.kyverno import NAMESPACE
 from signcheck.timeouts import Timeouts
-from signcheck.tools import pins
 from signcheck.wait import wait_for
 
 SEED_FORMAT = "1"
@@ -41,7 +41,7 @@ def fingerprint(versions: dict[str, str], crds: list[dict[str, Any]]) -> str:
 
 
 def seeds_root() -> Path:
-    return pins.cache_root() / "seeds"
+    return places.cache_root() / "seeds"
 
 
 @contextlib.contextmanager

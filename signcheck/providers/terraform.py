@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from signcheck.errors import ConfigError, ToolError
-from signcheck.project import checkout_path
+from signcheck.places import checkout_path
 from signcheck.tools import pins
 
 

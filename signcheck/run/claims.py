@@ -1,12 +1,13 @@
 """A run's record on disk, held for its whole life: how a later process tells a crashed run
 from a live one.
 
-Every run of the suite owns a directory `<runs root>/<run id>` and holds an exclusive lock on
-its `owner.lock` for as long as it lives. The kernel drops that lock when the process dies,
-however it dies, so "can I take the lock?" tells a crashed run from a live one exactly, and
-taking it makes the taker the only one cleaning up. The directory keeps what a later process
-needs to find the run's resources: `run.json` (target, keep) and, once the target booted,
-`target.json` (kubeconfig, context, registry; never a password).
+Every run of the suite owns a directory `<runs root>/suite/<run id>` (`signcheck.places`)
+and holds an exclusive lock on its `owner.lock` for as long as it lives. The kernel drops
+that lock when the process dies, however it dies, so "can I take the lock?" tells a crashed
+run from a live one exactly, and taking it makes the taker the only one cleaning up. The
+directory keeps what a later process needs to find the run's resources: `run.json` (target,
+keep) and, once the target booted, `target.json` (kubeconfig, context, registry; never a
+password).
 """
 
 from __future__ import annotations
@@ -23,21 +24,12 @@ from typing import Any
 from signcheck.errors import ConfigError
 from signcheck.localenv.state import OwnerLock, abandoned
 
-RUNS_DIR = Path(".signcheck") / "runs"
 META_FILE = "run.json"
 TARGET_FILE = "target.json"
 FINISHED = "finished"
 
 CLAIM_GRACE = 300.0
 """Seconds after which a half-made claim (`.<run id>.*`, its creator gone) is removed."""
-
-
-def runs_root(rootpath: Path) -> Path:
-    """Where the suite keeps its run directories: `$SIGNCHECK_SUITE_RUN_DIR`, else
-    `.signcheck/runs` under pytest's rootdir (the project root)."""
-    if env := os.environ.get("SIGNCHECK_SUITE_RUN_DIR"):
-        return Path(env)
-    return rootpath / RUNS_DIR
 
 
 class RunClaim:

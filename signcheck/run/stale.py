@@ -16,7 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from signcheck import redact
+from signcheck import places, redact
 from signcheck.errors import ConfigError
 from signcheck.localenv.state import abandoned
 from signcheck.run import removal
@@ -107,9 +107,7 @@ def remove_remote(target: Target, namespace_wait: float) -> tuple[list[str], lis
 
 
 def env_dir_of(run_id: str) -> Path:
-    from signcheck.settings.localenv import runs_root as env_runs_root
-
-    return env_runs_root() / run_id
+    return places.env_runs() / run_id
 
 
 def remove_local_env(run_id: str) -> tuple[list[str], list[str]]:
@@ -204,10 +202,9 @@ def reap_abandoned_envs(dry_run: bool = False) -> list[str]:
     tool cache's run directory)."""
     from signcheck.localenv.reap import reap_abandoned
     from signcheck.localenv.state import list_runs
-    from signcheck.settings.localenv import runs_root as env_runs_root
     from signcheck.timeouts import Timeouts
 
-    root = env_runs_root()
+    root = places.env_runs()
     if dry_run:
         return [
             f"{s.run_id}: abandoned local environment {s.run_dir}"

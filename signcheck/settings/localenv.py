@@ -3,26 +3,18 @@ and the timeouts (the one `signcheck.timeouts.Timeouts` the suite uses too)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from signcheck import places
 from signcheck.errors import ConfigError
 from signcheck.timeouts import Timeouts
-from signcheck.tools import pins
-
-
-def runs_root() -> Path:
-    """Where run directories live: `$SIGNCHECK_RUN_DIR`, else `<tool cache>/runs`."""
-    if env := os.environ.get("SIGNCHECK_RUN_DIR"):
-        return Path(env)
-    return pins.cache_root() / "runs"
 
 
 @dataclass(frozen=True)
 class Settings:
     timeouts: Timeouts = field(default_factory=Timeouts.from_env)
-    runs_root: Path = field(default_factory=runs_root)
+    runs_root: Path = field(default_factory=places.env_runs)
     keep: bool = False
     registry_auth: bool = False
     registry_tls: bool = False

@@ -84,6 +84,8 @@ class Collector:
             if run.boot_error_shown and problem.startswith("environment: "):
                 continue  # already the run's one error line (pytest.exit's reason)
             tr.write_line(redact.redact(f"signcheck: {problem}"), red=True)
+        if run.settings.keep:
+            tr.write_line(f"signcheck: --keep: the run's keys and state stay in {run.run_dir}")
         if run.reports_enabled:
             tr.write_sep("-", "signcheck reports")
             for name, path in run.summary.reports.items():

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from signcheck import providers, redact
+from signcheck import places, providers, redact
 from signcheck.errors import EnvironmentNotReady, SigncheckError
 from signcheck.report.summary import RunSummary, now_iso, write_json
 from signcheck.run import claims, interrupts, removal, shared
@@ -50,7 +50,7 @@ class SigncheckRun:
         redact.register_env()
         workerinput = getattr(config, "workerinput", None)
         self.is_owner = workerinput is None
-        self.runs_root = claims.runs_root(config.rootpath)
+        self.runs_root = places.suite_runs()
         self.claim: claims.RunClaim | None = None
         if workerinput is not None:
             self.run_id = str(workerinput["signcheck_run_id"])

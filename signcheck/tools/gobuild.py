@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from signcheck import places
 from signcheck.errors import BuildError, ToolNotFound
 from signcheck.progress import Progress
 from signcheck.tools import pins
@@ -84,7 +85,7 @@ def check_go(groups: Sequence[pins.Group]) -> str:
 
 @contextmanager
 def group_lock(g: pins.Group, progress: Progress | None = None) -> Iterator[None]:
-    lock_path = pins.cache_root() / "tools" / g.name / ".lock"
+    lock_path = places.cache_root() / "tools" / g.name / ".lock"
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("w") as fh:
         try:

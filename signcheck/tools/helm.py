@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from signcheck import places
 from signcheck.errors import ToolError
 from signcheck.tools import pins
 
@@ -76,7 +77,7 @@ def bundled_chart() -> Path:
     version in the cache; the module's own copy is never modified)."""
     source = pins.data_dir("kyverno") / "charts" / "kyverno"
     version = pins.group("kyverno").version
-    dest = pins.cache_root() / "charts" / f"kyverno-{version}"
+    dest = places.cache_root() / "charts" / f"kyverno-{version}"
     if (dest / "Chart.yaml").is_file():
         return dest
     staging = Path(tempfile.mkdtemp(prefix=".kyverno-chart-", dir=dest.parent.parent))

@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from signcheck import places
 from signcheck.errors import ToolNotFound
 from signcheck.tools import buildinfo
 
@@ -175,15 +176,8 @@ def expand_names(names: Iterable[str]) -> list[str]:
     return out
 
 
-def cache_root() -> Path:
-    if env := os.environ.get("SIGNCHECK_CACHE"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "signcheck"
-
-
 def group_dir(g: Group) -> Path:
-    return cache_root() / "tools" / g.name / g.version
+    return places.cache_root() / "tools" / g.name / g.version
 
 
 def data_dir(group_name: str) -> Path:
