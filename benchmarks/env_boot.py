@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from signcheck.localenv import LocalEnv, Settings
+from signcheck.localenv import EnvSpec, LocalEnv
 
 
 def _rss_kib(pid: int, field: str) -> int:
@@ -62,7 +62,7 @@ class RssSampler(threading.Thread):
 
 
 def one_run(runs_root: Path) -> dict[str, Any]:
-    env = LocalEnv(Settings(runs_root=runs_root))
+    env = LocalEnv(EnvSpec(runs_root=runs_root))
     sampler = RssSampler(env)
     sampler.start()
     started = time.perf_counter()

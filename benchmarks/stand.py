@@ -21,7 +21,7 @@ from signcheck.clients import oci
 from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster, pod
 from signcheck.kyverno import cpol
-from signcheck.localenv import LocalEnv, Settings
+from signcheck.localenv import EnvSpec, LocalEnv
 from signcheck.providers.local import from_env_info
 from signcheck.target import Target
 from signcheck.tools.cosign import Cosign, KeyPair
@@ -43,7 +43,7 @@ class Stand:
 
     def __enter__(self) -> Stand:
         try:
-            self.env = self._stack.enter_context(LocalEnv(Settings()))
+            self.env = self._stack.enter_context(LocalEnv(EnvSpec()))
             run_dir = Path(self.env.info.run_dir) / "bench"
             run_dir.mkdir(parents=True, exist_ok=True)
             self.target = from_env_info(self.env.info, run_dir)

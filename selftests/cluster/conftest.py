@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from signcheck.errors import ToolNotFound
-from signcheck.localenv import LocalEnv, Settings
+from signcheck.localenv import EnvSpec, LocalEnv
 from signcheck.localenv.env import resolve_tools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def _boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTest
     except ToolNotFound as err:
         pytest.skip(f"local environment tools not built: {err.message}")
     runs = tmp_path_factory.mktemp("runs")
-    with LocalEnv(Settings(runs_root=runs, registry_auth=True)) as env:
+    with LocalEnv(EnvSpec(runs_root=runs, registry_auth=True)) as env:
         creds = env.info.registry.credentials()
         assert creds is not None
         yield ClusterUnderTest(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from signcheck.errors import ToolNotFound
-from signcheck.localenv import LocalEnv, Settings
+from signcheck.localenv import EnvSpec, LocalEnv
 from signcheck.localenv.env import resolve_tools
 
 
@@ -50,5 +50,5 @@ def local_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnv]:
     except ToolNotFound as err:
         pytest.skip(f"local environment tools not built: {err.message}")
     runs = Path(os.environ.get("SIGNCHECK_RUN_DIR") or tmp_path_factory.mktemp("runs"))
-    with LocalEnv(Settings(runs_root=runs)) as env:
+    with LocalEnv(EnvSpec(runs_root=runs)) as env:
         yield env

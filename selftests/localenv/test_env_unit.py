@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from signcheck.errors import EnvironmentNotReady
-from signcheck.localenv import LocalEnv, Settings, Timeouts
+from signcheck.localenv import EnvSpec, LocalEnv, Timeouts
 from signcheck.localenv import env as envmod
 from signcheck.localenv.process import is_alive
 from signcheck.localenv.state import list_runs
@@ -49,7 +49,7 @@ def test_failed_start_names_the_service_and_undoes_the_partial_start(
     )
     monkeypatch.setattr(envmod.crdlib, "load_crds", lambda: [])
     env = LocalEnv(
-        Settings(
+        EnvSpec(
             timeouts=Timeouts(service_ready=10, stop=1),
             seed_etcd=False,
             runs_root=private_cache / "runs",

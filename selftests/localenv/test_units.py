@@ -18,8 +18,8 @@ from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.ports import free_port, is_listening
 from signcheck.localenv.process import ManagedProcess, is_alive
 from signcheck.localenv.reap import down, reap_abandoned
+from signcheck.localenv.spec import EnvSpec
 from signcheck.localenv.state import OwnerLock, RunState, list_runs, new_state
-from signcheck.settings.localenv import Settings
 from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
 
@@ -157,7 +157,7 @@ def test_timeouts_from_env() -> None:
     with pytest.raises(ConfigError):
         Timeouts.from_env({"SIGNCHECK_TIMEOUT_STOP": "0"})
     with pytest.raises(ConfigError):
-        Settings(nodes=0)
+        EnvSpec(nodes=0)
 
 
 def test_info_json_holds_a_credentials_path_never_the_password(tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from signcheck.errors import ConfigError, EnvironmentNotReady
 from signcheck.localenv.process import is_alive
 from signcheck.localenv.reap import down, reap_abandoned
+from signcheck.localenv.spec import EnvSpec
 from signcheck.localenv.state import RunState, list_runs
 from signcheck.places import env_runs
-from signcheck.settings.localenv import Settings
 from signcheck.target import new_run_id
 from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
@@ -208,7 +208,7 @@ def _print_tail(path: Path, n: int | None) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    timeouts = Settings().timeouts
+    timeouts = EnvSpec().timeouts
     runs = _select(args.run)
     if args.run is None:
         # By default: what `env up` started, and anything abandoned; never a live test session.

@@ -43,8 +43,8 @@ from signcheck.localenv.services.kyverno import (
 )
 from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.snapshot import ensure_seed
+from signcheck.localenv.spec import EnvSpec
 from signcheck.localenv.state import OwnerLock, RunState, new_state, remove_run_dir
-from signcheck.settings.localenv import Settings
 from signcheck.target import new_run_id
 from signcheck.tools import pins
 from signcheck.wait import wait_for
@@ -106,10 +106,10 @@ def _ca_bundle(extra_ca: Path, out: Path) -> Path:
 
 
 class LocalEnv:
-    """`with LocalEnv(Settings()) as env: env.info.kubeconfig ...`"""
+    """`with LocalEnv(EnvSpec()) as env: env.info.kubeconfig ...`"""
 
-    def __init__(self, settings: Settings | None = None, *, owner_kind: str = "context") -> None:
-        self.settings = settings or Settings()
+    def __init__(self, settings: EnvSpec | None = None, *, owner_kind: str = "context") -> None:
+        self.settings = settings or EnvSpec()
         self.timeouts = self.settings.timeouts
         self.owner_kind = owner_kind
         self.run_id = self.settings.run_id or new_run_id()

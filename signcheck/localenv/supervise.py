@@ -22,7 +22,7 @@ from pathlib import Path
 
 from signcheck.errors import SigncheckError
 from signcheck.localenv.env import LocalEnv
-from signcheck.settings.localenv import Settings
+from signcheck.localenv.spec import EnvSpec
 
 
 def _write_result(path: Path, result: dict[str, object]) -> None:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, note)
 
-    settings = Settings(
+    settings = EnvSpec(
         run_id=args.run_id,
         keep=args.keep,
         registry_auth=args.registry_auth,

@@ -60,8 +60,7 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
     """The embedded environment, booted with this run's id (so its processes, logs and
     leftovers carry the same id as everything the suite creates)."""
     try:
-        from signcheck.localenv import LocalEnv
-        from signcheck.localenv import Settings as EnvSettings
+        from signcheck.localenv import EnvSpec, LocalEnv
     except ImportError as err:
         raise ConfigError(
             "the local target is not available in this checkout (signcheck.localenv is "
@@ -69,5 +68,5 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
         ) from err
     # The registry requires credentials, like the seed's Container Registry: Kyverno reads
     # them from its image pull secret (the seed's `imagePullSecrets.regcred`).
-    with LocalEnv(EnvSettings(run_id=run_id, keep=settings.keep, registry_auth=True)) as env:
+    with LocalEnv(EnvSpec(run_id=run_id, keep=settings.keep, registry_auth=True)) as env:
         yield from_env_info(env.info, run_dir)

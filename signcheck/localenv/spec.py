@@ -1,5 +1,9 @@
-"""Every knob of the local environment in one place: where runs live, the registry's shape,
-and the timeouts (the one `signcheck.timeouts.Timeouts` the suite uses too)."""
+"""What a local environment is made of, in one place: where its run lives, the registry's
+shape, its nodes, and the timeouts (the one `signcheck.timeouts.Timeouts` the suite uses too).
+
+Not a second settings object: the suite's settings (`signcheck.settings.config.Settings`)
+are resolved once from the command line, environment and profile; the local provider turns
+them into an `EnvSpec`, as `signcheck env up` does from its own flags."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from signcheck.timeouts import Timeouts
 
 
 @dataclass(frozen=True)
-class Settings:
+class EnvSpec:
     timeouts: Timeouts = field(default_factory=Timeouts.from_env)
     runs_root: Path = field(default_factory=places.env_runs)
     keep: bool = False
@@ -28,5 +32,5 @@ class Settings:
         if self.nodes < 1:
             raise ConfigError(f"nodes must be at least 1, got {self.nodes}")
 
-    def with_(self, **changes: object) -> Settings:
+    def with_(self, **changes: object) -> EnvSpec:
         return replace(self, **changes)  # type: ignore[arg-type]
