@@ -20,6 +20,37 @@ Scheme = Literal["http", "https"]
 TargetName = Literal["local", "cluster", "yandex"]
 TARGETS: tuple[TargetName, ...] = ("local", "cluster", "yandex")
 
+
+@dataclass(frozen=True)
+class TargetKind:
+    """What choosing a target means, as behaviour flags: the one place that reads a target's
+    name (with `signcheck.providers`, which brings each kind up)."""
+
+    name: TargetName
+    own_cluster: bool
+    """The run boots its own cluster and registry (nothing to point it at)."""
+    can_provision: bool = False
+    """`--provision` makes the infrastructure for the run (the seed's Terraform)."""
+    token_env: str | None = None
+    """Where the registry token comes from when SIGNCHECK_REGISTRY_PASSWORD is unset."""
+    token_user: str | None = None
+    """The registry user that goes with that token."""
+
+
+KINDS: dict[str, TargetKind] = {
+    "local": TargetKind("local", own_cluster=True),
+    "cluster": TargetKind("cluster", own_cluster=False),
+    # The seed logs in to Container Registry as `iam` with an IAM token.
+    "yandex": TargetKind(
+        "yandex", own_cluster=False, can_provision=True, token_env="YC_IAM_TOKEN", token_user="iam"
+    ),
+}
+
+
+def _kind_of(name: str) -> TargetKind:
+    return KINDS.get(name) or KINDS["cluster"]
+
+
 RUN_LABEL = "signcheck.io/run"
 """Label (and annotation prefix) carried by everything a run creates in a cluster."""
 
@@ -120,6 +151,6 @@ class Target:
             kyverno_log=Path(data["kyverno_log"]) if data.get("kyverno_log") else None,
             pods_run=bool(data.get("pods_run", True)),
             # Records written before the flag existed: only the local target was disposable.
-            disposable=bool(data.get("disposable", data["name"] == "local")),
+            disposable=bool(data.get("disposable", _kind_of(data["name"]).own_cluster)),
             extra=dict(data.get("extra", {})),
         )

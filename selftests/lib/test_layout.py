@@ -23,9 +23,9 @@ KNOWN_CYCLES: list[set[str]] = []
 """None left: `scenarios` and `teardown_probe` take a `runcontext.RunContext`, no longer
 `run.RunResources` (which imported them while they imported it under TYPE_CHECKING)."""
 
-TARGET_NAME_CHECKS = {"settings/config.py": 5}
-"""`== "local"`-style comparisons outside `target.py` and `providers/` today (behaviour flags
-on `Target` replace them)."""
+TARGET_NAME_CHECKS: dict[str, int] = {}
+"""`== "local"`-style comparisons outside `target.py` and `providers/`: none left (`target.KINDS`
+holds what a target's name means, as behaviour flags)."""
 
 _TARGET_COMPARISON = re.compile(
     r'(==|!=) "(local|cluster|yandex)"|"(local|cluster|yandex)" (==|!=)'

@@ -19,7 +19,7 @@ from signcheck.target import Target
 def tools_before_boot(settings: Settings) -> list[str]:
     """Pinned tools to build (when missing) before the target boots: the local target's
     registry and cosign. Cluster targets check, and build, theirs in the preflight."""
-    if settings.target == "local":
+    if settings.kind.own_cluster:
         return ["registry", settings.cosign_tool]
     return []
 
@@ -27,7 +27,7 @@ def tools_before_boot(settings: Settings) -> list[str]:
 def provider(
     settings: Settings, run_id: str, run_dir: Path
 ) -> contextlib.AbstractContextManager[Target]:
-    if settings.target == "local":
+    if settings.kind.own_cluster:
         from signcheck.providers.local import local
 
         return local(settings, run_id, run_dir)

@@ -28,7 +28,7 @@ def cluster(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
         kubeconfig = settings.resolved_kubeconfig()
         registry_spec = (settings.registry_host, settings.registry_repository_prefix)
         extra: dict[str, Any] = {}
-        if settings.target == "yandex" and settings.provision:
+        if settings.kind.can_provision and settings.provision:
             from signcheck.providers import yandex
 
             stand = stack.enter_context(yandex.provisioned(settings, run_id, run_dir))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from signcheck.errors import ConfigError
 from signcheck.settings import profile
-from signcheck.target import TARGETS, TargetName
+from signcheck.target import KINDS, TARGETS, TargetKind, TargetName
 from signcheck.timeouts import Timeouts
 
 COSIGN_TOOLS = profile.COSIGN_TOOLS
@@ -111,18 +111,21 @@ class Settings:
         # Only ever from the environment: a password on the command line ends up in shell
         # history, CI logs and the JUnit report's argv.
         explicit = os.environ.get("SIGNCHECK_REGISTRY_PASSWORD")
-        if not explicit and self.target == "yandex":
-            # The seed logs in to Container Registry as `iam` with an IAM token.
-            return os.environ.get("YC_IAM_TOKEN") or None
+        if not explicit and self.kind.token_env:
+            return os.environ.get(self.kind.token_env) or None
         return explicit or None
 
     @property
     def effective_registry_username(self) -> str | None:
         if self.registry_username:
             return self.registry_username
-        if self.target == "yandex" and self.registry_password:
-            return "iam"
+        if self.kind.token_user and self.registry_password:
+            return self.kind.token_user
         return None
+
+    @property
+    def kind(self) -> TargetKind:
+        return KINDS[self.target]
 
     def validate(self) -> Settings:
         if self.target not in TARGETS:
@@ -133,7 +136,7 @@ class Settings:
             )
         if self.sabotage not in SABOTAGE:
             raise ConfigError(f"unknown --signcheck-sabotage {self.sabotage!r}: {SABOTAGE}")
-        if self.target != "local":
+        if not self.kind.own_cluster:
             self._validate_cluster()
             if not self.registry and not self.provision:
                 raise ConfigError(
@@ -162,15 +165,16 @@ class Settings:
 
     def _validate_cluster(self) -> None:
         """The cluster targets' settings that can be checked without touching anything."""
-        if self.target == "yandex" and self.provision and not self.yc_folder_id:
+        if self.kind.can_provision and self.provision and not self.yc_folder_id:
             raise ConfigError(
                 "--provision needs the cloud folder: pass --yc-folder-id or set "
                 "SIGNCHECK_YC_FOLDER_ID"
             )
         if self.keep_infra and not self.provision:
             raise ConfigError("--keep-infra only makes sense with --provision")
-        if self.provision and self.target != "yandex":
-            raise ConfigError("--provision needs --target yandex")
+        if self.provision and not self.kind.can_provision:
+            provisioning = ", ".join(k.name for k in KINDS.values() if k.can_provision)
+            raise ConfigError(f"--provision needs --target {provisioning}")
         if self.registry:
             try:
                 _split_registry(self.registry)
