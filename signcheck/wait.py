@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import tenacity
+
 from signcheck.errors import EnvironmentNotReady
 
 T = TypeVar("T")
@@ -62,23 +64,31 @@ def wait_for(
 ) -> T:
     start = clock()
     deadline = start + timeout
-    last = "nothing observed yet"
-    attempts = 0
-    pause = min(FIRST_INTERVAL, interval)
+    # tenacity does the retrying; this layer keeps the deadline on our clock (so a pause is
+    # cut short by it), the message with the last observation, and the waiting-time account.
+    growing = tenacity.wait_exponential(
+        multiplier=min(FIRST_INTERVAL, interval), exp_base=backoff, max=interval
+    )
+
+    def pause(state: tenacity.RetryCallState) -> float:
+        return max(0.0, min(growing(state), deadline - clock()))
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type((NotYet, *transient)),
+        stop=lambda state: clock() >= deadline,
+        wait=pause,
+        sleep=sleep,
+        reraise=False,
+    )
     try:
-        while attempts == 0 or clock() <= deadline:
-            attempts += 1
-            try:
-                return probe()
-            except NotYet as seen:
-                last = str(seen) or "not ready"
-            except transient as err:
-                last = f"{type(err).__name__}: {err}"
-            remaining = deadline - clock()
-            if remaining <= 0:
-                break
-            sleep(min(pause, remaining))
-            pause = min(pause * backoff, interval)
+        return retrying(probe)
+    except tenacity.RetryError as gave_up:
+        attempt = gave_up.last_attempt
+        err = attempt.exception()
+        last = (
+            (str(err) or "not ready") if isinstance(err, NotYet) else f"{type(err).__name__}: {err}"
+        )
+        attempts = attempt.attempt_number
     finally:
         _account(clock() - start)
     place = f" at {where}" if where else ""

@@ -1,5 +1,5 @@
 """`--image-builder docker` against a real Docker-API engine: Podman's API service (Debian's
-podman), driven by the docker CLI through python-on-whales, building `fixtures/Dockerfile`
+podman), driven through the Docker SDK, building `fixtures/Dockerfile`
 (FROM scratch, so nothing is pulled) and pushing to the cluster's registry.
 
 CI starts the engine and passes it as SIGNCHECK_DOCKER_HOST; without it the test starts a
@@ -40,9 +40,7 @@ def _answering(host: str) -> bool:
 
 @pytest.fixture(scope="module")
 def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not shutil.which("docker"):
-        pytest.skip("the docker CLI is not installed (python-on-whales drives it)")
-    pytest.importorskip("python_on_whales")
+    pytest.importorskip("docker", reason="the Docker SDK: pip install 'signcheck[docker]'")
     if given := os.environ.get("SIGNCHECK_DOCKER_HOST"):
         yield given
         return

@@ -1,9 +1,10 @@
 """`--image-builder docker`: test images built from `fixtures/Dockerfile` by a Docker-API
-engine (Docker, or Podman's API service) and pushed by it, driven through python-on-whales.
+engine (Docker, or Podman's API service) and pushed by it, through the Docker SDK (the
+engine's API itself: no docker CLI needed).
 
 For users whose images must come from a real build. The engine is whatever `DOCKER_HOST`
-names (the CLI's own default otherwise). Registry credentials go into a private docker
-config directory (0600), never into argv: `docker login --password` would put them there.
+names (the SDK's default socket otherwise). Registry credentials travel in the push call's
+auth header, never in argv or a file.
 What the registry stored is read back through the registry API, so the digests the suite
 signs are the registry's, not the engine's.
 """
@@ -17,45 +18,47 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from signcheck.clients import oci
 from signcheck.errors import ConfigError, SigncheckError
 from signcheck.places import checkout_path
 from signcheck.target import Registry
-from signcheck.tools.cosign import docker_config
+
+ENGINE_TIMEOUT = 300
+"""Seconds one engine call (a build, a push) may take."""
 
 
-def _client(config_dir: Path | None = None):  # type: ignore[no-untyped-def]
+def _docker() -> Any:
     try:
-        from python_on_whales import DockerClient
+        import docker
     except ImportError:
         raise ConfigError(
-            "--image-builder docker needs python-on-whales: pip install 'signcheck[docker]'"
+            "--image-builder docker needs the Docker SDK: pip install 'signcheck[docker]'"
         ) from None
-    return DockerClient(config=str(config_dir) if config_dir else None)
+    return docker
+
+
+def _client() -> Any:
+    """A client for the engine `DOCKER_HOST` names (the SDK's default socket otherwise), its
+    API version negotiated so Docker and Podman's compatible API both answer."""
+    docker = _docker()
+    try:
+        return docker.from_env(version="auto", timeout=ENGINE_TIMEOUT)
+    except docker.errors.DockerException as err:
+        host = os.environ.get("DOCKER_HOST", "the default socket (/var/run/docker.sock)")
+        raise ConfigError(
+            f"--image-builder docker: no Docker-API engine answers at {host}: start one "
+            "(dockerd, or `podman system service tcp:127.0.0.1:PORT`) and set DOCKER_HOST",
+            str(err)[-2000:],
+        ) from None
 
 
 def check_engine() -> str:
     """The engine's name and version, or one error naming what is missing."""
-    if not shutil.which("docker"):
-        raise ConfigError(
-            "--image-builder docker needs the docker CLI on PATH (python-on-whales drives it)"
-        )
-    from python_on_whales.exceptions import DockerException
-
-    try:
-        version = _client().version()
-    except DockerException as err:
-        host = os.environ.get("DOCKER_HOST", "the docker CLI's default socket")
-        raise ConfigError(
-            f"--image-builder docker: no Docker-API engine answers at {host}: start one "
-            "(dockerd, or `podman system service tcp:127.0.0.1:PORT`) and set DOCKER_HOST",
-            str(err.stderr or err)[-2000:],
-        ) from None
-    server = version.server
-    name = getattr(server, "platform", None)
-    label = getattr(name, "name", None) or "engine"
-    return f"{label} {getattr(server, 'version', '?')} at {os.environ.get('DOCKER_HOST', '')}"
+    version = _client().version()
+    name = (version.get("Platform") or {}).get("Name") or "engine"
+    return f"{name} {version.get('Version', '?')} at {os.environ.get('DOCKER_HOST', '')}"
 
 
 class DockerBuilder:
@@ -65,17 +68,18 @@ class DockerBuilder:
         self.registry = registry
         self.dockerfile = dockerfile or checkout_path("fixtures/Dockerfile")
         self.workdir = workdir
-        config_dir = workdir / "docker-build-config"
-        config_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        cfg = config_dir / "config.json"
-        cfg.touch(mode=0o600)
-        cfg.write_text(json.dumps(docker_config(registry)))
-        self.client = _client(config_dir)
+        self.client = _client()
         self.oci = oci.OciClient(registry)
 
-    def push_image(self, repository: str, tag: str, nonce: str | None = None) -> oci.PushedImage:
-        from python_on_whales.exceptions import DockerException
+    def _auth(self) -> dict[str, str] | None:
+        # Through the API's X-Registry-Auth header: never argv, never a config file on disk.
+        reg = self.registry
+        if not reg.has_auth:
+            return None
+        return {"username": str(reg.username), "password": str(reg.password)}
 
+    def push_image(self, repository: str, tag: str, nonce: str | None = None) -> oci.PushedImage:
+        errors = _docker().errors
         role = repository.rsplit("/", 1)[-1]
         nonce = nonce or secrets.token_hex(16)
         ref = f"{repository}:{tag}"
@@ -83,18 +87,22 @@ class DockerBuilder:
             (Path(ctx) / "signcheck.txt").write_text(f"signcheck {role}\nnonce {nonce}\n")
             shutil.copy2(self.dockerfile, Path(ctx) / "Dockerfile")
             try:
-                self.client.image.legacy_build(
-                    ctx, build_args={"ROLE": role, "NONCE": nonce}, tags=[ref]
+                self.client.images.build(
+                    path=ctx, buildargs={"ROLE": role, "NONCE": nonce}, tag=ref, rm=True
                 )
-                self.client.image.push(ref, quiet=True)
-            except DockerException as err:
+                # A failed push is a line in the progress stream, not an exception.
+                for line in self.client.images.push(
+                    repository, tag=tag, auth_config=self._auth(), stream=True, decode=True
+                ):
+                    if isinstance(line, dict) and line.get("error"):
+                        raise errors.APIError(str(line["error"]))
+            except (errors.BuildError, errors.APIError) as err:
                 raise SigncheckError(
-                    f"the Docker engine could not build or push {ref}",
-                    str(err.stderr or err)[-3000:],
+                    f"the Docker engine could not build or push {ref}", str(err)[-3000:]
                 ) from err
             finally:
-                with contextlib.suppress(DockerException):
-                    self.client.image.remove(ref, force=True)
+                with contextlib.suppress(errors.APIError):
+                    self.client.images.remove(ref, force=True)
         return self.read_back(repository, tag)
 
     def read_back(self, repository: str, tag: str) -> oci.PushedImage:

@@ -1,1 +1,2 @@
-"""Clients of what a run talks to: the Kubernetes API, the OCI registry, workloads."""
+"""What a run talks to: the Kubernetes API (and what admission answered), the OCI registry
+and the test image, pod controllers."""
