@@ -15,27 +15,10 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError
 
 from signcheck.clients.admission import Admission, Admitted, parse_denial
+from signcheck.clients.k8sapi import ObjectsApi, status_message
 from signcheck.errors import EnvironmentNotReady
 from signcheck.target import OUTSIDE_LABEL, RUN_LABEL
 from signcheck.wait import until
-
-
-def _status_message(body: str | bytes | None, fallback: str) -> tuple[str, int | None]:
-    try:
-        status = json.loads(body or "")
-    except (TypeError, ValueError):
-        return fallback, None
-    if isinstance(status, dict):
-        return str(status.get("message", fallback)), status.get("code")
-    return fallback, None
-
-
-def api_message(err: ApiException) -> str:
-    """The API server's own sentence for a failed call (the Status `message`), else its
-    reason: what a user reads, without the HTTP headers the exception's str() carries."""
-    fallback = str(err.body or err.reason or f"HTTP {err.status}")
-    message, _ = _status_message(err.body, fallback)
-    return message or fallback
 
 
 def pod(name: str, namespace: str, image: str, run_id: str, **labels: str) -> dict[str, Any]:
@@ -57,7 +40,7 @@ def pod(name: str, namespace: str, image: str, run_id: str, **labels: str) -> di
     }
 
 
-class Cluster:
+class Cluster(ObjectsApi):
     """One API server, reached through a kubeconfig (and optionally a context)."""
 
     def __init__(self, kubeconfig: Path, context: str | None = None) -> None:
@@ -111,7 +94,7 @@ class Cluster:
         try:
             created = self._resource(obj).create(body=obj, namespace=namespace, **extra)
         except DynamicApiError as err:
-            message, code = _status_message(err.body, str(err))
+            message, code = status_message(err.body, str(err))
             if err.status in (400, 403, 422, 500) or "admission webhook" in message:
                 return parse_denial(message, code or err.status, image)
             raise
@@ -136,7 +119,7 @@ class Cluster:
             else:
                 raise ValueError(f"unsupported pod subresource {subresource!r}")
         except ApiException as err:
-            message, code = _status_message(err.body, str(err))
+            message, code = status_message(err.body, str(err))
             if err.status in (400, 403, 422, 500) or "admission webhook" in message:
                 return parse_denial(message, code or err.status, image)
             raise
@@ -169,18 +152,20 @@ class Cluster:
         *,
         outside: bool = False,
         labels: dict[str, str] | None = None,
-    ) -> None:
+    ) -> bool:
         """A namespace of the run (labelled with the run id, so the run's policies apply), or
-        with `outside=True` one that no policy of the run selects."""
+        with `outside=True` one that no policy of the run selects. False if it existed."""
         own = {OUTSIDE_LABEL: run_id} if outside else {RUN_LABEL: run_id}
         body = client.V1Namespace(
             metadata=client.V1ObjectMeta(name=name, labels={**own, **(labels or {})})
         )
+        created = True
         try:
             self.core.create_namespace(body)
         except ApiException as err:
             if err.status != 409:
                 raise
+            created = False
         # The default ServiceAccount appears asynchronously; pods are rejected before
         # admission webhooks see them until it exists.
         until(
@@ -191,6 +176,7 @@ class Cluster:
             backoff=2.0,
             max_interval=0.25,
         )
+        return created
 
     def _has_default_sa(self, namespace: str) -> bool:
         try:

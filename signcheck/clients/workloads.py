@@ -110,10 +110,7 @@ def wait_pods(
 
     def probe() -> list[dict[str, Any]] | None:
         nonlocal last
-        items = cluster.core.list_namespaced_pod(
-            namespace, label_selector=f"{WORKLOAD_LABEL}={workload}"
-        ).items
-        last = [cluster.api.sanitize_for_serialization(p) for p in items]
+        last = cluster.pods(namespace, label_selector=f"{WORKLOAD_LABEL}={workload}")
         if not last:
             return None
         if phase and any(p.get("status", {}).get("phase") != phase for p in last):

@@ -20,10 +20,10 @@ from importlib import resources
 from typing import Any, Literal, cast
 
 import yaml
-from kubernetes.client.exceptions import ApiException
 
-from signcheck.clients.k8s import Cluster, api_message
+from signcheck.clients.k8s import Cluster
 from signcheck.clients.k8s import pod as k8s_pod
+from signcheck.clients.k8sapi import ApiError
 from signcheck.errors import EnvironmentNotReady
 from signcheck.target import RUN_LABEL, Target
 from signcheck.wait import until
@@ -221,27 +221,14 @@ class Policies:
         return self.kind.group, self.kind.version, self.kind.plural
 
     def get(self, name: str) -> dict[str, Any] | None:
-        try:
-            obj = cast(
-                dict[str, Any],
-                self.cluster.custom.get_cluster_custom_object(*self._args(), name),
-            )
-        except ApiException as err:
-            if err.status == 404:
-                return None
-            raise
-        return obj
+        return self.cluster.get_object(*self._args(), name)
 
     def apply(self, policy: dict[str, Any]) -> dict[str, Any]:
         """Create, or replace what is there (keeping nothing of the old spec)."""
         name = policy["metadata"]["name"]
         try:
-            created = cast(
-                dict[str, Any],
-                self.cluster.custom.create_cluster_custom_object(*self._args(), policy),
-            )
-            return created
-        except ApiException as err:
+            return self.cluster.create_object(*self._args(), policy)
+        except ApiError as err:
             if err.status == 404:
                 raise EnvironmentNotReady(
                     f"Kyverno is not installed: the API server does not know {self.kind.kind} "
@@ -249,40 +236,24 @@ class Policies:
                 ) from err
             if err.status != 409:
                 raise EnvironmentNotReady(
-                    f"the cluster rejected {self.kind.kind} {name}", api_message(err)
+                    f"the cluster rejected {self.kind.kind} {name}", err.server_message
                 ) from err
         current = self.get(name) or {}
         body = copy.deepcopy(policy)
         body["metadata"]["resourceVersion"] = current.get("metadata", {}).get("resourceVersion")
-        replaced = cast(
-            dict[str, Any],
-            self.cluster.custom.replace_cluster_custom_object(*self._args(), name, body),
-        )
-        return replaced
+        return self.cluster.replace_object(*self._args(), name, body)
 
     def wait_ready(self, name: str, timeout: float) -> dict[str, Any]:
         """Wait until Kyverno reports the policy Ready (its webhooks are configured for it)."""
         return wait_all_ready(self.cluster, [(self.kind, name)], timeout)[name]
 
     def delete(self, name: str) -> bool:
-        try:
-            self.cluster.custom.delete_cluster_custom_object(*self._args(), name)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
+        return self.cluster.delete_object(*self._args(), name)
 
     def run_policies(self, run_id: str) -> list[str]:
         try:
-            listed = cast(
-                dict[str, Any],
-                self.cluster.custom.list_cluster_custom_object(
-                    *self._args(), label_selector=f"{RUN_LABEL}={run_id}"
-                ),
-            )
-            items = listed["items"]
-        except ApiException as err:
+            items = self.cluster.list_objects(*self._args(), label_selector=f"{RUN_LABEL}={run_id}")
+        except ApiError as err:
             if err.status == 404:
                 return []
             raise

@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from signcheck.clients.k8s import Cluster
+from signcheck.clients.k8sapi import ApiError, service_namespaces
 from signcheck.errors import ConfigError, ToolError
 from signcheck.settings.config import Settings
 from signcheck.target import RUN_LABEL, Registry
@@ -82,14 +81,7 @@ def _ensure_namespace(cluster: Cluster, name: str, run_id: str) -> bool:
     """Create the namespace (labelled with the run) unless it exists; True if created."""
     if cluster.namespace_exists(name):
         return False
-    body = client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={RUN_LABEL: run_id}))
-    try:
-        cluster.core.create_namespace(body)
-    except ApiException as err:
-        if err.status == 409:
-            return False
-        raise
-    return True
+    return cluster.create_namespace(name, run_id)
 
 
 def _refuse_existing(h: helm.Helm, release: str, namespace: str, what: str, hint: str) -> None:
@@ -101,20 +93,13 @@ def remove_kyverno_webhooks(cluster: Cluster, namespace: str) -> list[str]:
     """Delete Kyverno webhook configurations whose service lives in `namespace` (never
     those of another Kyverno, e.g. one running out of cluster)."""
     removed = []
-    adm = cluster.admreg
-    kinds = (
-        (adm.list_validating_webhook_configuration, adm.delete_validating_webhook_configuration),
-        (adm.list_mutating_webhook_configuration, adm.delete_mutating_webhook_configuration),
-    )
-    for lister, deleter in kinds:
-        for cfg in lister(label_selector=KYVERNO_WEBHOOK_LABEL).items:
-            hooks = cfg.webhooks or []
-            services = [h.client_config.service for h in hooks if h.client_config.service]
-            name = str(cfg.metadata.name if cfg.metadata else "")
-            if name and services and all(s.namespace == namespace for s in services):
-                with contextlib.suppress(ApiException):
-                    deleter(name)
-                    removed.append(name)
+    for cfg in cluster.webhook_configurations(KYVERNO_WEBHOOK_LABEL):
+        services = [ns for ns in service_namespaces(cfg) if ns is not None]
+        name = str(cfg["metadata"]["name"])
+        if services and all(ns == namespace for ns in services):
+            with contextlib.suppress(ApiError):
+                cluster.delete_webhook_configuration(cfg["kind"], name)
+                removed.append(name)
     return removed
 
 

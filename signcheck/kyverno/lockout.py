@@ -16,12 +16,10 @@ other policies rely on would switch their enforcement off.
 from __future__ import annotations
 
 import re
-from typing import Any, cast
+from typing import Any
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
-from signcheck.clients.k8s import Cluster, api_message
+from signcheck.clients.k8s import Cluster
+from signcheck.clients.k8sapi import ApiError
 from signcheck.errors import EnvironmentNotReady
 
 KYVERNO_WEBHOOKS = "webhook.kyverno.io/managed-by=kyverno"
@@ -51,15 +49,9 @@ def probe(cluster: Cluster, namespace: str = PROBE_NAMESPACE) -> str | None:
         "spec": {"containers": [{"name": "probe", "image": PROBE_IMAGE}]},
     }
     try:
-        cluster.core.create_namespaced_pod(
-            namespace,
-            body,  # type: ignore[arg-type]  # the client serialises a dict as is
-            dry_run="All",
-            _request_timeout=40,
-        )
-    except ApiException as err:
-        message = api_message(err)
-        if found := _FAILED_CALL.search(message):
+        cluster.dry_run_pod(namespace, body, timeout=40)
+    except ApiError as err:
+        if found := _FAILED_CALL.search(err.server_message):
             return found.group("webhook")
     return None
 
@@ -68,14 +60,12 @@ def remaining_policies(cluster: Cluster) -> list[str]:
     names: list[str] = []
     for group, version, plural in POLICY_RESOURCES:
         try:
-            listed = cast(
-                dict[str, Any], cluster.custom.list_cluster_custom_object(group, version, plural)
-            )
-        except ApiException as err:
+            items = cluster.list_objects(group, version, plural)
+        except ApiError as err:
             if err.status == 404:
                 continue
             raise
-        for item in listed.get("items", []):
+        for item in items:
             meta = item.get("metadata", {})
             where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
             names.append(f"{plural}/{where}{meta.get('name')}")
@@ -83,30 +73,11 @@ def remaining_policies(cluster: Cluster) -> list[str]:
 
 
 def _configurations_with(cluster: Cluster, webhook: str) -> list[tuple[str, str]]:
-    api = client.AdmissionregistrationV1Api(cluster.api)
-    found = []
-    for kind, lister in (
-        ("MutatingWebhookConfiguration", api.list_mutating_webhook_configuration),
-        ("ValidatingWebhookConfiguration", api.list_validating_webhook_configuration),
-    ):
-        for cfg in lister(label_selector=KYVERNO_WEBHOOKS).items:
-            if cfg.metadata and any(w.name == webhook for w in cfg.webhooks or []):
-                found.append((kind, str(cfg.metadata.name)))
-    return found
-
-
-def _delete(cluster: Cluster, kind: str, name: str) -> None:
-    api = client.AdmissionregistrationV1Api(cluster.api)
-    call = (
-        api.delete_mutating_webhook_configuration
-        if kind == "MutatingWebhookConfiguration"
-        else api.delete_validating_webhook_configuration
-    )
-    try:
-        call(name)
-    except ApiException as err:
-        if err.status != 404:
-            raise
+    return [
+        (cfg["kind"], str(cfg["metadata"]["name"]))
+        for cfg in cluster.webhook_configurations(KYVERNO_WEBHOOKS)
+        if any(w.get("name") == webhook for w in cfg.get("webhooks") or [])
+    ]
 
 
 def release(cluster: Cluster, attempts: int = 6) -> list[str]:
@@ -131,7 +102,7 @@ def release(cluster: Cluster, attempts: int = 6) -> list[str]:
                 f"policies still rely on it: {', '.join(others[:10])}"
             )
         for kind, name in configs:
-            _delete(cluster, kind, name)
+            cluster.delete_webhook_configuration(kind, name)
             actions.append(
                 f"deleted {kind} {name}: Kyverno is not answering and no policy needs its "
                 f"webhook {webhook} (Kyverno recreates it when it starts)"

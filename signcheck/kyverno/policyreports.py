@@ -8,11 +8,9 @@ PolicyReports some seconds after the request, so reading them is a wait.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
-
-from kubernetes.client.exceptions import ApiException
 
 from signcheck.clients.k8s import Cluster
+from signcheck.clients.k8sapi import ApiError
 from signcheck.errors import EnvironmentNotReady
 from signcheck.wait import until
 
@@ -32,11 +30,8 @@ class ReportResult:
 
 def results(cluster: Cluster, namespace: str) -> list[ReportResult]:
     try:
-        listed = cast(
-            dict[str, Any],
-            cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL),
-        )
-    except ApiException as err:
+        items = cluster.list_objects(GROUP, VERSION, PLURAL, namespace=namespace)
+    except ApiError as err:
         if err.status == 404:
             raise EnvironmentNotReady(
                 "the cluster has no PolicyReport API (wgpolicyk8s.io/v1alpha2): Kyverno's "
@@ -44,7 +39,7 @@ def results(cluster: Cluster, namespace: str) -> list[ReportResult]:
             ) from err
         raise
     out = []
-    for report in listed.get("items", []):
+    for report in items:
         scope = report.get("scope") or {}
         for res in report.get("results") or []:
             subjects = res.get("resources") or ([scope] if scope else [])

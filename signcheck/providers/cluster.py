@@ -113,17 +113,10 @@ def _dry_run_policy(
 
 
 def _kyverno_version(c: Cluster, namespace: str) -> str | None:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        deps = client.AppsV1Api(c.api).list_namespaced_deployment(namespace).items
-    except ApiException:
-        return None
-    for d in deps:
-        pod_spec = d.spec.template.spec if d.spec else None
-        for ctr in pod_spec.containers if pod_spec else []:
-            image = str(ctr.image or "")
+    for d in c.deployments(namespace):
+        pod_spec = ((d.get("spec") or {}).get("template") or {}).get("spec") or {}
+        for ctr in pod_spec.get("containers") or []:
+            image = str(ctr.get("image") or "")
             if "kyverno" in image and ":" in image.rsplit("/", 1)[-1]:
                 return image.rsplit(":", 1)[-1]
     return None

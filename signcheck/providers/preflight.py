@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from signcheck.artefacts import signing
 from signcheck.clients import oci
-from signcheck.clients.k8s import Cluster, api_message
+from signcheck.clients.k8s import Cluster
+from signcheck.clients.k8sapi import ApiError, service_namespaces
 from signcheck.errors import ConfigError, SigncheckError
 from signcheck.kyverno import cpol
 from signcheck.settings.config import Settings
@@ -191,7 +190,7 @@ class Preflight:
             try:
                 version = self.cluster.ping()
             except SigncheckError as err:
-                server = self.cluster.api.configuration.host
+                server = self.cluster.server
                 raise PreflightError(
                     "cluster",
                     f"the cluster at {server} is unreachable (context "
@@ -207,18 +206,9 @@ class Preflight:
         if self.settings.kyverno_mode == "install" or self.settings.policy_reporter:
             wanted += INSTALL_PERMISSIONS
         with self._check("permissions") as notes:
-            authz = client.AuthorizationV1Api(self.cluster.api)
             denied = []
             for verb, group, resource in wanted:
-                review = client.V1SelfSubjectAccessReview(
-                    spec=client.V1SelfSubjectAccessReviewSpec(
-                        resource_attributes=client.V1ResourceAttributes(
-                            verb=verb, group=group, resource=resource
-                        )
-                    )
-                )
-                status = authz.create_self_subject_access_review(review).status
-                if not (status and status.allowed):
+                if not self.cluster.can_i(verb, group, resource):
                     denied.append(f"{verb} {resource}{'.' + group if group else ''}")
             if denied:
                 raise PreflightError(
@@ -271,10 +261,8 @@ class Preflight:
         Kyverno's (pointing at its service there), not those of some other Kyverno."""
         with self._check("kyverno") as notes:
             try:
-                self.cluster.custom.list_cluster_custom_object(
-                    cpol.GROUP, cpol.VERSION, cpol.PLURAL, limit=1
-                )
-            except ApiException as err:
+                self.cluster.list_objects(cpol.GROUP, cpol.VERSION, cpol.PLURAL, limit=1)
+            except ApiError as err:
                 if err.status == 404:
                     raise PreflightError(
                         "kyverno",
@@ -311,16 +299,14 @@ class Preflight:
 
     def _deployment_ready(self, namespace: str) -> None:
         # In-cluster Kyverno only; an out-of-cluster one (the local target) has no pods.
-        try:
-            deps = client.AppsV1Api(self.cluster.api).list_namespaced_deployment(
-                namespace, label_selector="app.kubernetes.io/component=admission-controller"
-            )
-        except ApiException:
-            return
-        for dep in deps.items:
-            want = dep.spec.replicas if dep.spec and dep.spec.replicas is not None else 1
-            ready = (dep.status.ready_replicas if dep.status else 0) or 0
-            name = dep.metadata.name if dep.metadata else "?"
+        deps = self.cluster.deployments(
+            namespace, label_selector="app.kubernetes.io/component=admission-controller"
+        )
+        for dep in deps:
+            replicas = (dep.get("spec") or {}).get("replicas")
+            want = 1 if replicas is None else replicas
+            ready = (dep.get("status") or {}).get("readyReplicas") or 0
+            name = (dep.get("metadata") or {}).get("name", "?")
             if want and ready < 1:
                 raise PreflightError(
                     "kyverno",
@@ -330,25 +316,17 @@ class Preflight:
                 )
 
     def _missing_webhooks(self, service_namespace: str | None) -> list[str]:
-        adm = self.cluster.admreg
-
-        def ours(cfg: Any) -> bool:
+        def ours(cfg: dict[str, Any]) -> bool:
             # A configuration without webhooks yet (the resource ones, before any policy)
             # says nothing about whose it is; the policy webhook configuration always does.
-            if service_namespace is None or not cfg.webhooks:
+            if service_namespace is None or not cfg.get("webhooks"):
                 return True
-            services = [h.client_config.service for h in cfg.webhooks]
-            return all(s is not None and s.namespace == service_namespace for s in services)
+            return all(ns == service_namespace for ns in service_namespaces(cfg))
 
-        label = KYVERNO_WEBHOOK_LABEL
         found = {
-            ("validating", str(w.metadata.name if w.metadata else ""))
-            for w in adm.list_validating_webhook_configuration(label_selector=label).items
-            if ours(w)
-        } | {
-            ("mutating", str(w.metadata.name if w.metadata else ""))
-            for w in adm.list_mutating_webhook_configuration(label_selector=label).items
-            if ours(w)
+            (cfg["kind"].removesuffix("WebhookConfiguration").lower(), cfg["metadata"]["name"])
+            for cfg in self.cluster.webhook_configurations(KYVERNO_WEBHOOK_LABEL)
+            if ours(cfg)
         }
         return [name for kind, name in KYVERNO_WEBHOOKS if (kind, name) not in found]
 
@@ -359,11 +337,11 @@ class Preflight:
         name = policy["metadata"]["name"]
         with self._check("policy") as notes:
             try:
-                self.cluster.custom.create_cluster_custom_object(
-                    cpol.GROUP, cpol.VERSION, cpol.PLURAL, policy, dry_run="All"
+                self.cluster.create_object(
+                    cpol.GROUP, cpol.VERSION, cpol.PLURAL, policy, dry_run=True
                 )
-            except ApiException as err:
-                message = api_message(err)
+            except ApiError as err:
+                message = err.server_message
                 if err.status == 409:
                     notes.append(f"{name} exists already")
                     return

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 from signcheck import redact
 from signcheck.clients.k8s import Cluster
 from signcheck.report.summary import admission_text
@@ -119,49 +117,42 @@ def _file_log(log: Path, namespace: str | None, since: float) -> str:
 
 def _pod_logs(cluster: Cluster, kyverno_ns: str, namespace: str | None, since: float) -> str:
     """Kyverno in a cluster: the admission controller pods' logs since the test began."""
-    pods = cluster.core.list_namespaced_pod(kyverno_ns).items
+    pods = cluster.pods(kyverno_ns)
 
-    def is_admission_controller(pod: Any) -> bool:
-        meta = pod.metadata
-        component = (meta.labels or {}).get("app.kubernetes.io/component") if meta else None
-        return bool(meta) and (
-            component == "admission-controller" or "admission-controller" in str(meta.name)
+    def is_admission_controller(pod: dict[str, Any]) -> bool:
+        meta = pod.get("metadata") or {}
+        component = (meta.get("labels") or {}).get("app.kubernetes.io/component")
+        return component == "admission-controller" or "admission-controller" in str(
+            meta.get("name")
         )
 
     admission = [p for p in pods if is_admission_controller(p)]
     if not admission:
-        names = ", ".join(str(p.metadata.name) for p in pods if p.metadata) or "none"
+        names = ", ".join(str((p.get("metadata") or {}).get("name")) for p in pods) or "none"
         return f"(no Kyverno admission controller pod in namespace {kyverno_ns}; pods: {names})"
     seconds = max(1, int(time.time() - since) + 5)
     out = []
     for pod in admission:
-        assert pod.metadata is not None
-        text = cluster.core.read_namespaced_pod_log(
-            str(pod.metadata.name), kyverno_ns, since_seconds=seconds, tail_lines=5000
-        )
-        which, shown = select_lines(str(text or "").splitlines(), namespace, since)
-        out.append(f"(pod {kyverno_ns}/{pod.metadata.name}: {which})\n{_clip(shown)}")
+        name = str(pod["metadata"]["name"])
+        text = cluster.pod_log(kyverno_ns, name, since_seconds=seconds, tail_lines=5000)
+        which, shown = select_lines(text.splitlines(), namespace, since)
+        out.append(f"(pod {kyverno_ns}/{name}: {which})\n{_clip(shown)}")
     return "\n".join(out)
 
 
 def _webhooks(cluster: Cluster) -> str:
-    api = client.AdmissionregistrationV1Api(cluster.api)
     lines = []
-    for kind, lister in (
-        ("Mutating", api.list_mutating_webhook_configuration),
-        ("Validating", api.list_validating_webhook_configuration),
-    ):
-        for cfg in lister(label_selector=KYVERNO_WEBHOOKS).items:
-            name = cfg.metadata.name if cfg.metadata else "?"
-            hooks = cfg.webhooks or []
-            lines.append(f"{kind}WebhookConfiguration {name}: {len(hooks)} webhook(s)")
-            for h in hooks:
-                cc = h.client_config
-                where = cc.url or (
-                    f"service {cc.service.namespace}/{cc.service.name}" if cc.service else "?"
-                )
-                lines.append(
-                    f"  {h.name}: failurePolicy={h.failure_policy}, rules={len(h.rules or [])}, "
-                    f"{where}"
-                )
+    for cfg in cluster.webhook_configurations(KYVERNO_WEBHOOKS):
+        hooks = cfg.get("webhooks") or []
+        lines.append(f"{cfg['kind']} {cfg['metadata'].get('name', '?')}: {len(hooks)} webhook(s)")
+        for h in hooks:
+            cc = h.get("clientConfig") or {}
+            svc = cc.get("service")
+            where = cc.get("url") or (
+                f"service {svc.get('namespace')}/{svc.get('name')}" if svc else "?"
+            )
+            lines.append(
+                f"  {h.get('name')}: failurePolicy={h.get('failurePolicy')}, "
+                f"rules={len(h.get('rules') or [])}, {where}"
+            )
     return "\n".join(lines) or "(none)"
