@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from selftests.cluster.conftest import ROOT, ClusterUnderTest
+from selftests.cluster.conftest import ClusterUnderTest
 from selftests.cluster.test_bad_input import assert_one_error, closed_port
 from signcheck.localenv.services.localkms import LocalKms
+from signcheck.places import suite_runs
 from signcheck.tools import pins
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,7 @@ def test_kms_key_generate_sign_verify_admit(
     outcome = some_cluster.run(
         tmp_path, "--signing-key", key.ref, "--kms-generate", "--keep", env=key.env
     )
-    run_dir = ROOT / ".signcheck" / "runs" / str((outcome.summary or {}).get("run_id"))
+    run_dir = suite_runs() / str((outcome.summary or {}).get("run_id"))
     try:
         assert outcome.returncode == 0, outcome.output[-4000:]
         outcome.assert_green()

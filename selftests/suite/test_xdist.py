@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from signcheck.places import env_runs, suite_runs
+
 pytestmark = [pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,14 +43,12 @@ def _run(reports: Path, *extra: str) -> tuple[dict[str, str], dict[str, int]]:
     )
     summary = json.loads((reports / "summary.json").read_text())
     run_id = summary["run_id"]
-    run_dir = ROOT / ".signcheck" / "runs" / run_id
+    run_dir = suite_runs() / run_id
     try:
         phases = json.loads((run_dir / "phases.json").read_text())
     finally:
         # --keep kept the suite's run dir and the local environment's: remove both.
         shutil.rmtree(run_dir, ignore_errors=True)
-        from signcheck.places import env_runs
-
         shutil.rmtree(env_runs() / run_id, ignore_errors=True)
     outcomes = {t["scenario"]: t["outcome"] for t in summary["tests"]}
     counts: dict[str, int] = {}

@@ -8,6 +8,19 @@ import json
 from signcheck.tools import gobuild, pins
 
 
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tools_p = sub.add_parser("tools", help="build and inspect the pinned tools")
+    tsub = tools_p.add_subparsers(dest="tools_cmd", required=True)
+    build_p = tsub.add_parser("build", help="build missing tools from their pinned Go modules")
+    build_p.add_argument("names", nargs="*", help="tools or groups (default: all)")
+    build_p.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build_p.set_defaults(func=cmd_build)
+    list_p = tsub.add_parser("list", help="pinned version, path, source and reported version")
+    list_p.add_argument("names", nargs="*")
+    list_p.add_argument("--json", action="store_true")
+    list_p.set_defaults(func=cmd_list)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     gobuild.build(args.names, force=args.force)
     return cmd_list(argparse.Namespace(names=args.names, json=False))

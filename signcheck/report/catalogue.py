@@ -12,7 +12,6 @@ the same entries with each one's outcome in the run.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import html
 import inspect
@@ -199,29 +198,14 @@ def render_html(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="signcheck catalogue", description=__doc__)
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="the checkout")
-    parser.add_argument(
-        "--output", type=Path, default=None, help=f"default <root>/{DEFAULT_OUTPUT}"
-    )
-    parser.add_argument(
-        "--check", action="store_true", help="exit 1 if the file differs from the tests"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    root = args.root.resolve()
+def write(root: Path, output: Path | None, check: bool) -> int:
+    """Write (or with `check`, compare) the catalogue of the tests under `root`."""
+    root = root.resolve()
     if not (root / "tests").is_dir():
         raise ConfigError(f"{root} has no tests/ directory: run from the checkout or pass --root")
-    output = args.output or root / DEFAULT_OUTPUT
+    output = output or root / DEFAULT_OUTPUT
     text = render_markdown(collect(root))
-    if args.check:
+    if check:
         current = output.read_text() if output.is_file() else ""
         if current != text:
             print(
@@ -235,7 +219,3 @@ def run(args: argparse.Namespace) -> int:
     output.write_text(text)
     print(f"wrote {output}")
     return 0
-
-
-def cmd_catalogue(args: argparse.Namespace) -> int:
-    return run(args)
