@@ -18,7 +18,7 @@ import pytest
 
 from signcheck.clients import admission, k8s
 from signcheck.clients.admission import Admission
-from signcheck.run.resources import State
+from signcheck.run.resources import SessionState
 from signcheck.run.scenarios import FORMATS, MAIN, PolicyRef, Scenarios
 from signcheck.suite import expect
 from signcheck.target import Target
@@ -74,7 +74,7 @@ def test_signature_format(
     policy_of: PolicyOf,
     record_compat: Callable[[dict[str, Any]], None],
     cosign_of: Callable[[str], Cosign],
-    run_state: State,
+    run_state: SessionState,
     target: Target,
 ) -> None:
     """Which signatures the cluster can verify depends on the signing tool's format and the

@@ -12,7 +12,7 @@ from signcheck.clients import k8s
 from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol, ivpol, policyreports
-from signcheck.run.resources import Images, State
+from signcheck.run.resources import Images, SessionState
 from signcheck.run.scenarios import PolicyRef, Scenarios
 from signcheck.suite import expect
 from signcheck.suite.session import SigncheckRun
@@ -85,7 +85,7 @@ def test_image_validating_policy_twin(
     admit: Admit,
     images: Images,
     cluster: Cluster,
-    run_state: State,
+    run_state: SessionState,
     policy_of: PolicyOf,
     target: Target,
 ) -> None:

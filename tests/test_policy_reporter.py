@@ -12,7 +12,7 @@ import pytest
 from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import policyreports
-from signcheck.run.resources import State
+from signcheck.run.resources import SessionState
 from signcheck.suite.session import SigncheckRun
 
 REPORT_TIMEOUT = 90.0
@@ -28,7 +28,7 @@ REPORT_TIMEOUT = 90.0
 def test_policy_reports_show_the_signed_pod(
     signcheck_run: SigncheckRun,
     cluster: Cluster,
-    run_state: State,
+    run_state: SessionState,
     namespace: str,
     admit: Callable[..., Admission],
     pod_for: Callable[[str, str], dict[str, Any]],

@@ -13,7 +13,7 @@ import pytest
 from signcheck.clients import admission, k8s
 from signcheck.clients.admission import Admission
 from signcheck.kyverno import cpol
-from signcheck.run.resources import Images, State
+from signcheck.run.resources import Images, SessionState
 from signcheck.run.scenarios import MAIN, PolicyRef
 from signcheck.suite import expect
 from signcheck.suite.session import SigncheckRun
@@ -91,7 +91,7 @@ def _without(doc: dict[str, Any], additions: dict[str, Any]) -> dict[str, Any]:
     "run's namespaces otherwise",
 )
 def test_seed_exact_policy(
-    run_state: State,
+    run_state: SessionState,
     policies: cpol.Policies,
     signcheck_run: SigncheckRun,
     target: Target,

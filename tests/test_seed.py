@@ -15,7 +15,7 @@ from signcheck.clients import oci
 from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol
-from signcheck.run.resources import Images, State
+from signcheck.run.resources import Images, SessionState
 from signcheck.suite import expect
 from signcheck.suite.session import SigncheckRun
 from signcheck.target import Target
@@ -57,7 +57,7 @@ def test_signature_artefact_names_the_digest(
     step="Check manually that the signature is correct",
     expect="cosign verify: verified; the claims name the digest and the repository",
 )
-def test_cosign_verify_signed(cosign: Cosign, run_state: State) -> None:
+def test_cosign_verify_signed(cosign: Cosign, run_state: SessionState) -> None:
     """The signature verifies with the public key, outside the cluster."""
     signed = run_state.images.signed
     result = cosign.verify(run_state.public_key, signed.by_tag)
@@ -71,7 +71,7 @@ def test_cosign_verify_signed(cosign: Cosign, run_state: State) -> None:
     step="cosign verify of an unsigned image fails",
     expect="exit 10, no signatures found (the signed image verifies with the same key)",
 )
-def test_cosign_verify_unsigned(cosign: Cosign, run_state: State) -> None:
+def test_cosign_verify_unsigned(cosign: Cosign, run_state: SessionState) -> None:
     """cosign itself tells an unsigned image apart (so a denial later is no surprise)."""
     result = cosign.verify(run_state.public_key, run_state.images.unsigned.by_tag)
     assert result.outcome == "no_signatures", (result.outcome, result.result.error)
@@ -85,7 +85,7 @@ def test_cosign_verify_unsigned(cosign: Cosign, run_state: State) -> None:
     step="Create a policy (kubectl apply -f policy.yaml): Ready",
     expect="the policy is Ready, enforcing, fail-closed, 30 s, with the signing key",
 )
-def test_policy_ready(policies: cpol.Policies, run_state: State) -> None:
+def test_policy_ready(policies: cpol.Policies, run_state: SessionState) -> None:
     """The policy under test is the seed's, live and enforcing, with the signing key."""
     assert run_state.policy, expect.describe_policy(run_state.policy)
     live = policies.get(run_state.policy_name)
@@ -143,7 +143,7 @@ def test_signed_pod_admitted_and_running(
     "no signatures found (a signed control pod admitted beside it)",
 )
 def test_unsigned_pod_denied(
-    pod_for: PodFor, admit: Admit, images: Images, run_state: State
+    pod_for: PodFor, admit: Admit, images: Images, run_state: SessionState
 ) -> None:
     """An unsigned image is refused at admission, with Kyverno's own reason."""
     # Control first: the signed image is admitted in the same namespace, so the denial
@@ -169,7 +169,7 @@ def test_unsigned_pod_denied(
     expect="denied: no matching signatures (a signed control pod admitted beside it)",
 )
 def test_other_key_pod_denied(
-    pod_for: PodFor, admit: Admit, images: Images, run_state: State
+    pod_for: PodFor, admit: Admit, images: Images, run_state: SessionState
 ) -> None:
     """A signature by a key the policy does not list is no signature."""
     expect.admitted(

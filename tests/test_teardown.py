@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from signcheck.run import removal
-from signcheck.run.resources import RunResources, State
+from signcheck.run.resources import RunResources, SessionState
 from signcheck.suite.session import SigncheckRun
 from signcheck.target import Target
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.seed_only
 )
 @pytest.mark.late
 def test_teardown_removes_everything(
-    target: Target, signcheck_run: SigncheckRun, run_state: State
+    target: Target, signcheck_run: SigncheckRun, run_state: SessionState
 ) -> None:
     """What a run creates (namespaces, policies, images), its teardown removes."""
     probe = run_state.teardown_probe

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from signcheck.run import shared
+from signcheck.run.phases import Phases
 from signcheck.run.resources import namespace_name
 from signcheck.target import Registry, Target, new_run_id
 
@@ -47,7 +48,7 @@ def test_once_creates_once_and_remembers_failures(tmp_path: Path) -> None:
 
 
 def test_phases_subtract_overlap(tmp_path: Path) -> None:
-    phases = shared.Phases(tmp_path)
+    phases = Phases(tmp_path)
     phases.add("boot", 2.0, (100.0, 102.0))
     phases.add("boot", 1.0)
     assert phases.read() == {"boot": 3.0}

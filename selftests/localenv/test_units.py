@@ -19,7 +19,7 @@ from signcheck.localenv.ports import free_port, is_listening
 from signcheck.localenv.process import ManagedProcess, is_alive
 from signcheck.localenv.reap import down, reap_abandoned
 from signcheck.localenv.spec import EnvSpec
-from signcheck.localenv.state import OwnerLock, RunState, list_runs, new_state
+from signcheck.localenv.state import EnvState, OwnerLock, list_runs, new_state
 from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
 
@@ -191,7 +191,7 @@ def test_webhook_url_on_a_dead_loopback_port_is_dead() -> None:
     assert not kubelib.dead_endpoint("https://kyverno-svc.kyverno.svc:443/validate")
 
 
-def _fake_run(root: Path, name: str, binary: Path, owner_pid: int) -> RunState:
+def _fake_run(root: Path, name: str, binary: Path, owner_pid: int) -> EnvState:
     run_dir = root / name
     run_dir.mkdir(parents=True)
     proc = ManagedProcess("svc", [binary], log_path=run_dir / "logs" / "svc.log")
@@ -223,11 +223,11 @@ def test_abandoned_runs_are_reaped_live_ones_left(
         assert [r.run_id for r in list_runs(root)] == ["sc-live"]
         # A live test session's run is refused without --force.
         with pytest.raises(EnvironmentNotReady, match="belongs to a live process"):
-            down(RunState.load(live.run_dir), Timeouts(stop=2))
+            down(EnvState.load(live.run_dir), Timeouts(stop=2))
     finally:
         lock.release()
     # Once its owner lets go, the run is abandoned and `down` removes it.
-    down(RunState.load(live.run_dir), Timeouts(stop=2))
+    down(EnvState.load(live.run_dir), Timeouts(stop=2))
     assert not live.run_dir.exists()
     deadline = time.monotonic() + 2
     while is_alive(live.services[0].pid) and time.monotonic() < deadline:

@@ -18,7 +18,7 @@ from signcheck.errors import ConfigError, EnvironmentNotReady
 from signcheck.localenv.process import is_alive
 from signcheck.localenv.reap import down, reap_abandoned
 from signcheck.localenv.spec import EnvSpec
-from signcheck.localenv.state import RunState, list_runs
+from signcheck.localenv.state import EnvState, list_runs
 from signcheck.places import env_runs
 from signcheck.target import new_run_id
 from signcheck.timeouts import Timeouts
@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     dn.set_defaults(func=cmd_down)
 
 
-def _select(run: str | None) -> list[RunState]:
+def _select(run: str | None) -> list[EnvState]:
     runs = list_runs(env_runs())
     if run is None:
         return runs
@@ -142,7 +142,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_rows(state: RunState) -> dict[str, object]:
+def _status_rows(state: EnvState) -> dict[str, object]:
     services = [
         {"name": rec.name, "pid": rec.pid, "alive": alive, "log": rec.log}
         for rec, alive in state.service_status()

@@ -44,7 +44,7 @@ from signcheck.localenv.services.kyverno import (
 from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.snapshot import ensure_seed
 from signcheck.localenv.spec import EnvSpec
-from signcheck.localenv.state import OwnerLock, RunState, new_state, remove_run_dir
+from signcheck.localenv.state import EnvState, OwnerLock, new_state, remove_run_dir
 from signcheck.target import new_run_id
 from signcheck.tools import pins
 from signcheck.wait import wait_for
@@ -115,7 +115,7 @@ class LocalEnv:
         self.run_id = self.settings.run_id or new_run_id()
         self.run_dir = self.settings.runs_root / self.run_id
         self.services: dict[str, Service] = {}
-        self.state: RunState | None = None
+        self.state: EnvState | None = None
         self.versions: dict[str, str] = {}
         self.nodes = [f"kwok-node-{i}" for i in range(self.settings.nodes)]
         self._lock: OwnerLock | None = None

@@ -19,7 +19,7 @@ from signcheck.localenv.process import is_alive, terminate
 from signcheck.localenv.state import (
     LOCK_FILE,
     STATE_FILE,
-    RunState,
+    EnvState,
     abandoned,
     list_runs,
     remove_run_dir,
@@ -29,7 +29,7 @@ from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
 
 
-def _delete_webhooks(state: RunState, timeouts: Timeouts) -> list[str]:
+def _delete_webhooks(state: EnvState, timeouts: Timeouts) -> list[str]:
     api = [r for r in state.services if r.name == "kube-apiserver"]
     kubeconfig = state.run_dir / "kubeconfigs" / "admin.yaml"
     if not api or not is_alive(api[0].pid, api[0].start_time) or not kubeconfig.is_file():
@@ -42,7 +42,7 @@ def _delete_webhooks(state: RunState, timeouts: Timeouts) -> list[str]:
     return [f"deleted {d}" for d in deleted]
 
 
-def reap_run(state: RunState, timeouts: Timeouts, keep: bool = False) -> list[str]:
+def reap_run(state: EnvState, timeouts: Timeouts, keep: bool = False) -> list[str]:
     """Remove a run whose owner is gone. The caller holds its owner lock."""
     lines = _delete_webhooks(state, timeouts)
     lines += stop_services(state, timeouts.stop)
@@ -95,7 +95,7 @@ def reap_abandoned(root: Path, timeouts: Timeouts, exclude: str | None = None) -
 
 
 def down(
-    state: RunState, timeouts: Timeouts, *, keep: bool = False, force: bool = False
+    state: EnvState, timeouts: Timeouts, *, keep: bool = False, force: bool = False
 ) -> list[str]:
     """Stop one run from any process: ask its owner, or clean up after a dead one."""
     with abandoned(state.run_dir) as gone:
@@ -116,7 +116,7 @@ def down(
     return lines
 
 
-def _ask_owner(state: RunState, timeouts: Timeouts, keep: bool) -> list[str]:
+def _ask_owner(state: EnvState, timeouts: Timeouts, keep: bool) -> list[str]:
     """SIGTERM the supervisor, which tears down in order; finish the job if it cannot."""
     if keep:
         # The supervisor reads --keep from its own start; a later `down --keep` says so here.
@@ -138,5 +138,5 @@ def _ask_owner(state: RunState, timeouts: Timeouts, keep: bool) -> list[str]:
     if state.run_dir.is_dir():
         with abandoned(state.run_dir) as gone:
             if gone and (state.run_dir / STATE_FILE).is_file():
-                lines += reap_run(RunState.load(state.run_dir), timeouts, keep=keep)
+                lines += reap_run(EnvState.load(state.run_dir), timeouts, keep=keep)
     return lines

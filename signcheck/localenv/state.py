@@ -26,7 +26,9 @@ LOCK_FILE = "owner.lock"
 
 
 @dataclass
-class RunState:
+class EnvState:
+    """One local environment as `state.json` records it: its services, ports and info."""
+
     run_id: str
     run_dir: Path
     owner_pid: int
@@ -60,7 +62,7 @@ class RunState:
         os.replace(tmp, self.path)
 
     @classmethod
-    def load(cls, run_dir: Path) -> RunState:
+    def load(cls, run_dir: Path) -> EnvState:
         raw = json.loads((run_dir / STATE_FILE).read_text())
         return cls(
             run_id=raw["run_id"],
@@ -111,9 +113,9 @@ class OwnerLock:
             self._fh = None
 
 
-def new_state(run_id: str, run_dir: Path, owner_kind: str, keep: bool) -> RunState:
+def new_state(run_id: str, run_dir: Path, owner_kind: str, keep: bool) -> EnvState:
     pid = os.getpid()
-    return RunState(
+    return EnvState(
         run_id=run_id,
         run_dir=run_dir,
         owner_pid=pid,
@@ -123,15 +125,15 @@ def new_state(run_id: str, run_dir: Path, owner_kind: str, keep: bool) -> RunSta
     )
 
 
-def list_runs(root: Path) -> list[RunState]:
+def list_runs(root: Path) -> list[EnvState]:
     """Every run under `root` with a readable state file, oldest first."""
-    runs: list[RunState] = []
+    runs: list[EnvState] = []
     if not root.is_dir():
         return runs
     for child in root.iterdir():
         if (child / STATE_FILE).is_file():
             with contextlib.suppress(OSError, ValueError, KeyError):
-                runs.append(RunState.load(child))
+                runs.append(EnvState.load(child))
     # Run ids start with a timestamp: sorting by id is sorting by start.
     return sorted(runs, key=lambda r: r.run_id)
 
@@ -147,7 +149,7 @@ def abandoned(run_dir: Path) -> Iterator[bool]:
         lock.release()
 
 
-def stop_services(state: RunState, timeout: float) -> list[str]:
+def stop_services(state: EnvState, timeout: float) -> list[str]:
     """Stop recorded services by pid, in reverse start order. Returns one line per service."""
     lines = []
     for rec in reversed(state.services):

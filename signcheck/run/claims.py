@@ -82,7 +82,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 @dataclass
-class RunInfo:
+class RunRecord:
+    """What a run left on disk for later processes: `run.json` and `target.json`."""
+
     run_id: str
     run_dir: Path
     meta: dict[str, Any]
@@ -100,8 +102,8 @@ class RunInfo:
         return bool(self.meta.get("keep")) and self.meta.get("phase") == FINISHED
 
 
-def read_run(run_dir: Path) -> RunInfo:
-    return RunInfo(
+def read_run(run_dir: Path) -> RunRecord:
+    return RunRecord(
         run_dir.name,
         run_dir,
         _read_json(run_dir / META_FILE) or {},
@@ -114,9 +116,9 @@ def is_abandoned(run_dir: Path) -> bool:
         return gone
 
 
-def stale_runs(root: Path, *, include_kept: bool = False) -> list[RunInfo]:
+def stale_runs(root: Path, *, include_kept: bool = False) -> list[RunRecord]:
     """Runs under `root` whose owner is gone, oldest first (run ids sort by start)."""
-    found: list[RunInfo] = []
+    found: list[RunRecord] = []
     if not root.is_dir():
         return found
     for child in sorted(root.iterdir()):

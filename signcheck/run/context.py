@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from signcheck.clients.k8s import Cluster
 from signcheck.clients.oci import OciClient
-from signcheck.run.shared import Phases
+from signcheck.run.phases import Phases
 from signcheck.settings.config import Settings
 from signcheck.target import Target
 

@@ -17,7 +17,8 @@ from signcheck.artefacts import images, signing
 from signcheck.clients import oci
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol
-from signcheck.run import scenarios, shared, teardown_probe
+from signcheck.run import scenarios, teardown_probe
+from signcheck.run.phases import Phases
 from signcheck.run.removal import IMAGES
 from signcheck.settings.config import Settings
 from signcheck.target import Target
@@ -53,7 +54,7 @@ class Images:
 
 
 @dataclass(frozen=True)
-class State:
+class SessionState:
     """What every test may know about the run's session resources (JSON-safe, no secrets)."""
 
     run_id: str
@@ -79,7 +80,7 @@ class State:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> State:
+    def from_dict(cls, data: dict[str, Any]) -> SessionState:
         imgs = {k: oci.PushedImage(**v) for k, v in data["images"].items()}
         return cls(
             run_id=data["run_id"],
@@ -98,7 +99,7 @@ class State:
 
 
 class RunResources:
-    def __init__(self, target: Target, settings: Settings, phases: shared.Phases) -> None:
+    def __init__(self, target: Target, settings: Settings, phases: Phases) -> None:
         self.target = target
         self.settings = settings
         self.phases = phases
@@ -144,7 +145,7 @@ class RunResources:
         )
 
     def create(self, catalogue: bool = True) -> dict[str, Any]:
-        """Build the session resources; returns `State.to_dict()`. `catalogue=False` makes
+        """Build the session resources; returns `SessionState.to_dict()`. `catalogue=False` makes
         only what the seed's tests use (no scenario images, third key or policy variants)."""
         run_id = self.target.run_id
         self.registry.ping()
@@ -227,7 +228,7 @@ class RunResources:
             audit_namespace=audit_ns,
             compat=compat,
         )
-        state = State(
+        state = SessionState(
             run_id=run_id,
             images=Images(**pushed),
             public_key=main.public_key,

@@ -20,9 +20,9 @@ from signcheck import places, redact
 from signcheck.errors import ConfigError
 from signcheck.localenv.state import abandoned
 from signcheck.run import removal
-from signcheck.run.claims import RunInfo, reap_half_claims, stale_runs
+from signcheck.run.claims import RunRecord, reap_half_claims, stale_runs
+from signcheck.run.phases import Phases
 from signcheck.run.resources import RunResources
-from signcheck.run.shared import Phases
 from signcheck.settings.config import Settings
 from signcheck.target import Target
 
@@ -40,7 +40,7 @@ class Outcome:
         return [redact.redact(line) for line in out]
 
 
-def _target(info: RunInfo) -> Target | None:
+def _target(info: RunRecord) -> Target | None:
     if not info.target or "error" in info.target:
         return None
     password = os.environ.get("SIGNCHECK_REGISTRY_PASSWORD") or None
@@ -113,7 +113,7 @@ def env_dir_of(run_id: str) -> Path:
 def remove_local_env(run_id: str) -> tuple[list[str], list[str]]:
     """Stop the processes of the run's local environment and remove its directory."""
     from signcheck.localenv.reap import reap_run
-    from signcheck.localenv.state import STATE_FILE, RunState, remove_run_dir
+    from signcheck.localenv.state import STATE_FILE, EnvState, remove_run_dir
     from signcheck.timeouts import Timeouts
 
     env_dir = env_dir_of(run_id)
@@ -123,14 +123,14 @@ def remove_local_env(run_id: str) -> tuple[list[str], list[str]]:
         if not gone:
             return [], [f"its local environment {env_dir} is owned by a live process"]
         if (env_dir / STATE_FILE).is_file():
-            lines = reap_run(RunState.load(env_dir), Timeouts.from_env())
+            lines = reap_run(EnvState.load(env_dir), Timeouts.from_env())
         else:
             remove_run_dir(env_dir)
             lines = [f"removed {env_dir}"]
     return [f"local environment: {line}" for line in lines], []
 
 
-def describe_run(info: RunInfo) -> list[str]:
+def describe_run(info: RunRecord) -> list[str]:
     """What `clean_run` would remove (for --dry-run)."""
     lines = [f"run dir {info.run_dir} (target {info.target_name})"]
     try:
@@ -148,15 +148,15 @@ def describe_run(info: RunInfo) -> list[str]:
     if env_dir.is_dir():
         lines.append(f"local environment {env_dir}")
         with contextlib.suppress(Exception):
-            from signcheck.localenv.state import RunState
+            from signcheck.localenv.state import EnvState
 
-            for rec, alive in RunState.load(env_dir).service_status():
+            for rec, alive in EnvState.load(env_dir).service_status():
                 if alive:
                     lines.append(f"  process {rec.name} pid {rec.pid}")
     return [redact.redact(f"{info.run_id}: {line}") for line in lines]
 
 
-def clean_run(info: RunInfo, *, namespace_wait: float = 90.0) -> Outcome:
+def clean_run(info: RunRecord, *, namespace_wait: float = 90.0) -> Outcome:
     """Remove everything of one run whose owner is gone. Its directory goes last, and only
     when nothing else of the run is left, so an unfinished cleanup is retried later."""
     out = Outcome(info.run_id)

@@ -25,7 +25,8 @@ from signcheck import places, providers, redact
 from signcheck.errors import EnvironmentNotReady, SigncheckError
 from signcheck.report.summary import RunSummary, now_iso, write_json
 from signcheck.run import claims, interrupts, removal, shared
-from signcheck.run.resources import RunResources, State
+from signcheck.run.phases import Phases
+from signcheck.run.resources import RunResources, SessionState
 from signcheck.suite.options import settings_from
 from signcheck.target import Target, new_run_id
 from signcheck.tools import gobuild
@@ -66,7 +67,7 @@ class SigncheckRun:
             )
             self.run_dir = self.claim.run_dir
             self.registry_password = None
-        self.phases = shared.Phases(self.run_dir)
+        self.phases = Phases(self.run_dir)
         self.reports_enabled = bool(config.getoption("signcheck_reports")) and not (
             _is_selftest_run(config)
         )
@@ -78,7 +79,7 @@ class SigncheckRun:
         self._target: Target | None = None
         self._boot_error: SigncheckError | None = None
         self.boot_error_shown = False
-        self._state: State | None = None
+        self._state: SessionState | None = None
         self.finished = False
         self.catalogue = True
         """Whether the selected tests need the scenarios' resources beyond the seed's."""
@@ -117,7 +118,7 @@ class SigncheckRun:
                 target = self._stack.enter_context(provider)
         except SigncheckError as err:
             self._boot_error = err
-            shared._write(self.run_dir / "target.json", {"error": err.message})
+            shared.write_json(self.run_dir / "target.json", {"error": err.message})
             self.summary.problems.append(f"environment: {err.message}")
             raise
         self.registry_password = target.registry.password
@@ -142,7 +143,7 @@ class SigncheckRun:
     def resources(self) -> RunResources:
         return RunResources(self.target(), self.settings, self.phases)
 
-    def state(self) -> State:
+    def state(self) -> SessionState:
         if self._state is None:
             res = self.resources()
             data = shared.once(
@@ -151,7 +152,7 @@ class SigncheckRun:
                 lambda: res.create(catalogue=self.catalogue),
                 self.settings.timeouts.shared_setup,
             )
-            self._state = State.from_dict(data)
+            self._state = SessionState.from_dict(data)
         return self._state
 
     # -- end of run (owner only) ------------------------------------------------------
