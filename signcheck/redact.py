@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from signcheck.errors import ConfigError
+
 MASK = "[REDACTED]"
 
 # Secrets shorter than this are too likely to collide with ordinary text; refuse them early
@@ -47,9 +49,11 @@ def register(*values: str | None) -> None:
             if not value:
                 continue
             if len(value) < MIN_SECRET_LEN:
-                raise ValueError(
-                    f"secrets shorter than {MIN_SECRET_LEN} characters cannot be redacted "
-                    "reliably; use a longer one"
+                # One clear error for the user, not a traceback: a password this short
+                # would be masked inside unrelated words, or leak.
+                raise ConfigError(
+                    f"a password or token shorter than {MIN_SECRET_LEN} characters cannot be "
+                    "kept out of reports reliably: use a longer one"
                 )
             _secrets.add(value)
 

@@ -78,6 +78,12 @@ class Registry:
     repository_prefix: str = "signcheck"
     """Path under the host where runs push (`<host>/<prefix>/<run id>/<image>`)."""
 
+    def __post_init__(self) -> None:
+        # The one place a registry password enters the process, whoever built the Registry
+        # (a provider, a worker reading target.json, signcheck cleanup): from here on no
+        # report, log or terminal line can carry it.
+        redact.register(self.password)
+
     @property
     def insecure(self) -> bool:
         return self.scheme == "http"
@@ -138,7 +144,6 @@ class Target:
             password=password,
             repository_prefix=reg.get("repository_prefix", "signcheck"),
         )
-        redact.register(password)
         return cls(
             name=data["name"],
             run_id=data["run_id"],

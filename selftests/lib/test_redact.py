@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from signcheck import redact
+from signcheck.errors import ConfigError
 
 
 def test_registered_values_pem_and_auth_headers_are_masked() -> None:
@@ -26,7 +27,7 @@ def test_nested_objects() -> None:
 
 
 def test_short_secrets_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="shorter than"):
         redact.register("abc")
 
 

@@ -120,7 +120,6 @@ class OciClient:
         self._verify: bool | str = str(registry.ca_file) if registry.ca_file else True
         self._base = f"{registry.scheme}://{registry.host}"
         self._client: oras.provider.Registry | None = None
-        redact.register(registry.password)
 
     @property
     def _oras(self) -> oras.provider.Registry:

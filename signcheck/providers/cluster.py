@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from signcheck import redact
 from signcheck.clients.k8s import Cluster
 from signcheck.settings.config import Settings
 from signcheck.target import Registry, Target
@@ -44,7 +43,6 @@ def cluster(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
             password=settings.registry_password,
             repository_prefix=registry_spec[1],
         )
-        redact.register(registry.password)
         pf = preflight.Preflight(settings, kubeconfig, settings.context, registry, run_dir)
         try:
             pf.before_install()

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from signcheck import redact
 from signcheck.errors import ConfigError
 from signcheck.settings.config import Settings
 from signcheck.target import Registry, Target
@@ -20,7 +19,6 @@ def from_env_info(info: Any, run_dir: Path) -> Target:
     reg = info.registry
     creds = reg.credentials() if getattr(reg, "auth", False) else None
     username, password = creds if creds else (None, None)
-    redact.register(password)
     logs = Path(info.logs_dir) if getattr(info, "logs_dir", None) else None
     kyverno_log = logs / "kyverno.log" if logs else None
     return Target(

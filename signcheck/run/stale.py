@@ -50,7 +50,6 @@ def _target(info: RunRecord) -> Target | None:
         # run leaves that environment (and the file) behind until the cleanup removes it.
         password = _local_registry_password(target)
         if password:
-            redact.register(password)
             target = Target.from_json(json.dumps(info.target), password)
     if target.registry.username and not password and not target.disposable:
         # Passwords are never written to the run directory: the cleanup needs it again

@@ -168,7 +168,6 @@ class Cosign:
         cfg = self._docker_dir / "config.json"
         cfg.touch(mode=0o600)
         cfg.write_text(json.dumps(docker_config(registry)))
-        redact.register(registry.password)
 
     @classmethod
     def from_tools(
