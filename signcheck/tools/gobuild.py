@@ -240,6 +240,7 @@ def build_group(g: pins.Group, go: str, force: bool = False) -> Path:
                         "-v",
                         "-ldflags",
                         ldflags,
+                        *(["-tags", ",".join(g.tags)] if g.tags else []),
                         "-o",
                         str(out),
                         b.package,

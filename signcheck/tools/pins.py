@@ -56,6 +56,7 @@ class Group:
     ldflags: tuple[str, ...] = ()
     data: tuple[str, ...] = ()
     overlay: tuple[tuple[str, str], ...] = ()
+    tags: tuple[str, ...] = ()
     why: str = ""
 
     def expanded_ldflags(self) -> list[str]:
@@ -128,6 +129,7 @@ def load_pins(text: str | None = None) -> tuple[Group, ...]:
                 ldflags=tuple(body.get("ldflags", ())),
                 data=tuple(body.get("data", ())),
                 overlay=tuple(body.get("overlay", {}).items()),
+                tags=tuple(body.get("tags", ())),
                 why=body.get("why", ""),
             )
         )

@@ -1,0 +1,85 @@
+"""From a host loopback port into the run's network namespace, the way `kubectl
+port-forward` works: `python -m signcheck.localenv.forward --netns-pid PID --listen PORT
+--to IP:PORT`.
+
+The listener is bound on 127.0.0.1 before the process enters the namespace; a socket keeps
+the namespace it was made in, so accepted connections are on host loopback while every
+connection the forwarder opens is made inside. The host side never gets an address outside
+loopback and nothing inside gets a route out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import socket
+import threading
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter_netns(pid: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns into the network namespace of pid {pid}")
+    finally:
+        os.close(fd)
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+
+def _serve(conn: socket.socket, target: tuple[str, int]) -> None:
+    try:
+        inside = socket.create_connection(target, timeout=10)
+    except OSError:
+        conn.close()
+        return
+    inside.settimeout(None)
+    back = threading.Thread(target=_pipe, args=(inside, conn), daemon=True)
+    back.start()
+    _pipe(conn, inside)
+    back.join()
+    conn.close()
+    inside.close()
+
+
+def serve(netns_pid: int, listen: int, target: tuple[str, int]) -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", listen))
+    listener.listen(64)
+    # Threads started from here on are in the namespace too (it is per thread: enter it
+    # before any other thread exists).
+    enter_netns(netns_pid)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=_serve, args=(conn, target), daemon=True).start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m signcheck.localenv.forward")
+    parser.add_argument("--netns-pid", type=int, required=True)
+    parser.add_argument("--listen", type=int, required=True, help="port on 127.0.0.1")
+    parser.add_argument("--to", required=True, help="IP:PORT inside the namespace")
+    args = parser.parse_args()
+    host, _, port = args.to.rpartition(":")
+    serve(args.netns_pid, args.listen, (host, int(port)))
+
+
+if __name__ == "__main__":
+    main()
