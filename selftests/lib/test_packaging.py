@@ -42,6 +42,7 @@ def test_wheel_carries_the_package_data(wheel: zipfile.ZipFile) -> None:
         "signcheck/tools/pins.toml",
         "signcheck/tools/overlays/chainsaw_module_path.go",
         "signcheck/kyverno/data/seed-policy.yaml",
+        "signcheck/localenv/nodeimage/pause.go",
     ):
         assert data in names, f"{data} missing from the wheel"
     # The checkout's own parts are found by signcheck.project, not shipped.

@@ -31,8 +31,13 @@ class Identity:
     groups: Sequence[str]
 
 
+NODE_NAME = "signcheck-node"
+"""The real node's name (`--nodes real`); its kubelet authenticates as system:node:<name>."""
+
 IDENTITIES = (
     Identity("admin", "signcheck-admin", (MASTERS,)),
+    Identity("kubelet", f"system:node:{NODE_NAME}", ("system:nodes", MASTERS)),
+    Identity("kube-proxy", "system:kube-proxy", (MASTERS,)),
     Identity("controller-manager", "system:kube-controller-manager", (MASTERS,)),
     Identity("scheduler", "system:kube-scheduler", ()),
     Identity("kwok", "kwok-controller", (MASTERS,)),

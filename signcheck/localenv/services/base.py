@@ -15,6 +15,9 @@ class Service:
 
     name = "service"
     tool = ""
+    prefix: tuple[str, ...] = ()
+    """argv before the binary: `nsenter ...` for the real node's daemons, which need the
+    run's private mount namespace (it execs, so the pid stays the daemon's)."""
 
     def __init__(self, run_dir: Path, binary: Path, timeouts: Timeouts) -> None:
         self.run_dir = run_dir
@@ -47,7 +50,7 @@ class Service:
         self.prepare()
         self.process = ManagedProcess(
             self.name,
-            [str(self.binary), *self.argv()],
+            [*self.prefix, str(self.binary), *self.argv()],
             log_path=self.run_dir / "logs" / f"{self.name}.log",
             env=self.env(),
             cwd=self.dir,

@@ -1,0 +1,91 @@
+"""Images a real node can run, FROM scratch: the pause image, and the suite's test images
+made runnable (the same static program as entrypoint, beside the run-unique layer).
+
+The program is `pause.go` here, built once per (source, Go version) into the tool cache
+with the Go toolchain signcheck builds its tools with; no base image, nothing pulled.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from importlib import resources
+from pathlib import Path
+
+from signcheck import places
+from signcheck.clients.oci import OciClient, PushedImage
+from signcheck.clients.ociimage import CONFIG_OCI, LAYER_TAR_GZIP, MANIFEST_OCI, Blob
+from signcheck.errors import ToolError
+from signcheck.tools import gobuild
+
+SOURCE = "pause.go"
+
+
+def program() -> Path:
+    """The static pause binary, built on first use and cached by its source's hash."""
+    source = resources.files("signcheck.localenv.nodeimage").joinpath(SOURCE).read_bytes()
+    go = gobuild.go_binary()
+    key = hashlib.sha256(source + go.encode()).hexdigest()[:16]
+    out = places.cache_root() / "images" / "pause" / key / "pause"
+    if out.is_file():
+        return out
+    work = out.parent / ".build"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "main.go").write_bytes(source)
+    (work / "go.mod").write_text("module signcheck.local/pause\n\ngo 1.22\n")
+    argv = [go, "build", "-trimpath", "-ldflags=-s -w", "-o", str(out), "."]
+    proc = subprocess.run(argv, cwd=work, capture_output=True, text=True, env=gobuild.go_env())
+    if proc.returncode != 0:
+        raise ToolError(
+            "could not build the real node's pause program",
+            argv,
+            proc.returncode,
+            proc.stdout,
+            proc.stderr,
+        )
+    return out
+
+
+def _layer(files: dict[str, tuple[bytes, int]]) -> tuple[Blob, str]:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path, (content, mode) in sorted(files.items()):
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(content), mode
+            tar.addfile(info, io.BytesIO(content))
+    data = raw.getvalue()
+    return Blob(LAYER_TAR_GZIP, gzip.compress(data, mtime=0)), "sha256:" + hashlib.sha256(
+        data
+    ).hexdigest()
+
+
+def push_pause(client: OciClient, repository: str, tag: str = "3.10") -> PushedImage:
+    """The pause image, pushed to the run's registry (the sandbox image of every pod)."""
+    layer, diff_id = _layer({"pause": (program().read_bytes(), 0o755)})
+    config = Blob(
+        CONFIG_OCI,
+        json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Entrypoint": ["/pause"]},
+                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            },
+            sort_keys=True,
+        ).encode(),
+    )
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_OCI,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor()],
+    }
+    client.push_blob(repository, layer.media_type, layer.data)
+    client.push_blob(repository, config.media_type, config.data)
+    raw = json.dumps(manifest, separators=(",", ":")).encode()
+    digest = client.put_manifest(repository, tag, raw, MANIFEST_OCI)
+    return PushedImage(repository, tag, digest, config.digest, layer.digest)

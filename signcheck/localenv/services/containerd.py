@@ -1,0 +1,162 @@
+"""containerd 2.2 for the real node, with its CNI configuration, inside the run's namespace.
+
+The settings that mattered here (REAL-NODE-NOTES): `restrict_oom_score_adj` (the VM lacks
+CAP_SYS_RESOURCE: without it every sandbox fails with "can't get final child's PID from
+pipe: EOF"), cgroupfs (`SystemdCgroup = false`), Debian's runc, network namespaces of pods
+under containerd's state dir, no AppArmor. Everything it stores lives under the run dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from signcheck.localenv.process import Probe
+from signcheck.localenv.services.base import Service
+from signcheck.timeouts import Timeouts
+from signcheck.wait import NotYet
+
+CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+
+
+def cni_bin_dir() -> Path | None:
+    """Debian's containernetworking-plugins (`/usr/lib/cni`), or the upstream layout."""
+    for d in CNI_BIN_DIRS:
+        if all((Path(d) / p).is_file() for p in CNI_PLUGINS):
+            return Path(d)
+    return None
+
+
+def runc_path() -> Path | None:
+    found = shutil.which("runc")
+    return Path(found) if found else None
+
+
+class Containerd(Service):
+    name = "containerd"
+    tool = "containerd"
+
+    def __init__(
+        self,
+        run_dir: Path,
+        binary: Path,
+        timeouts: Timeouts,
+        *,
+        shim: Path,
+        runc: Path,
+        cni_bin: Path,
+        bridge: str,
+        pod_cidr: str,
+        sandbox_image: str,
+        plain_http_registries: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(run_dir, binary, timeouts)
+        self.plain_http_registries = plain_http_registries
+        self.shim = shim
+        self.runc = runc
+        self.cni_bin = cni_bin
+        self.bridge = bridge
+        self.pod_cidr = pod_cidr
+        self.sandbox_image = sandbox_image
+        self.socket = self.dir / "containerd.sock"
+        self.config_path = self.dir / "config.toml"
+        self.cni_conf_dir = self.dir / "cni" / "net.d"
+        self.certs_dir = self.dir / "certs.d"
+
+    def prepare(self) -> None:
+        self.cni_conf_dir.mkdir(parents=True, exist_ok=True)
+        self.certs_dir.mkdir(parents=True, exist_ok=True)
+        d = self.dir
+        self.config_path.write_text(
+            f"""version = 3
+root = '{d / "root"}'
+state = '{d / "state"}'
+
+[grpc]
+  address = '{self.socket}'
+
+[ttrpc]
+  address = '{d / "containerd.sock.ttrpc"}'
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = '{self.sandbox_image}'
+    [plugins.'io.containerd.cri.v1.images'.registry]
+      config_path = '{self.certs_dir}'
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    enable_selinux = false
+    disable_apparmor = true
+    restrict_oom_score_adj = true
+    netns_mounts_under_state_dir = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = '{self.runc}'
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = ['{self.cni_bin}']
+      conf_dir = '{self.cni_conf_dir}'
+
+  [plugins.'io.containerd.grpc.v1.cri']
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+"""
+        )
+        (self.cni_conf_dir / "10-signcheck.conflist").write_text(json.dumps(self._cni(), indent=2))
+        for host in self.plain_http_registries:
+            # containerd's per-registry hosts file: this registry speaks plain HTTP.
+            d = self.certs_dir / host
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "hosts.toml").write_text(
+                f'server = "http://{host}"\n\n[host."http://{host}"]\n'
+                '  capabilities = ["pull", "resolve"]\n'
+            )
+
+    def _cni(self) -> dict[str, object]:
+        return {
+            "cniVersion": "1.0.0",
+            "name": "signcheck",
+            "plugins": [
+                {
+                    "type": "bridge",
+                    # The run's own bridge, made before CNI runs (no dummy interfaces here).
+                    "bridge": self.bridge,
+                    "isGateway": True,
+                    "hairpinMode": True,
+                    # Nothing leaves the namespace: no masquerading to translate for.
+                    "ipMasq": False,
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": self.pod_cidr}]],
+                        "routes": [{"dst": self.pod_cidr}],
+                        "dataDir": str(self.dir / "cni" / "ipam"),
+                    },
+                },
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+                {"type": "loopback"},
+            ],
+        }
+
+    def argv(self) -> list[str]:
+        return [f"--config={self.config_path}", "--log-level=info"]
+
+    def env(self) -> dict[str, str]:
+        # The shim is found on PATH; runc by the configured BinaryName.
+        path = os.pathsep.join([str(self.shim.parent), "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+        return {"PATH": path}
+
+    def ready(self) -> Probe:
+        def socket_there() -> bool:
+            if not self.socket.exists():
+                raise NotYet(f"{self.socket} not created yet")
+            return True
+
+        return socket_there
