@@ -119,11 +119,27 @@ class Target:
     pods_run: bool = True
     """Whether admitted pods can reach Running (kwok fakes it locally; real clusters need a
     runnable image)."""
+    containers_run: bool = False
+    """Admitted pods' containers really start (a real node): the test images carry a program
+    to run, and Running means a container, not a status set by kwok."""
     disposable: bool = False
     """The cluster and registry are the run's own and stop with it (the local target): nothing
     in them outlives the run, so they are not cleaned object by object, and no other run
     shares them. A behaviour flag, so code asks what a target does, not what it is called."""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def environment(self) -> dict[str, str]:
+        """What runs the tests, for the summary: the nodes and where Kyverno runs."""
+        if not self.disposable:
+            nodes = "the cluster's own"
+        else:
+            nodes = "real (containerd + kubelet)" if self.containers_run else "kwok (fake)"
+        kyverno = (
+            f"Helm release {self.extra['kyverno_release']['name']}"
+            if self.extra and self.extra.get("kyverno_release")
+            else ("out of cluster, processes of the run" if self.disposable else "existing")
+        )
+        return {"nodes": nodes, "kyverno": kyverno}
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -155,6 +171,7 @@ class Target:
             versions=dict(data.get("versions", {})),
             kyverno_log=Path(data["kyverno_log"]) if data.get("kyverno_log") else None,
             pods_run=bool(data.get("pods_run", True)),
+            containers_run=bool(data.get("containers_run", False)),
             # Records written before the flag existed: only the local target was disposable.
             disposable=bool(data.get("disposable", _kind_of(data["name"]).own_cluster)),
             extra=dict(data.get("extra", {})),

@@ -116,6 +116,7 @@ def test_signed_pod_admitted_and_running(
     target: Target,
     signcheck_run: SigncheckRun,
     namespace: str,
+    record_property: Callable[[str, object], None],
 ) -> None:
     """A signed image runs, and it runs the verified digest."""
     signed = images.signed
@@ -131,9 +132,17 @@ def test_signed_pod_admitted_and_running(
         f"{image!r} (expected pinned to @{signed.digest}), annotations {annotations}"
     )
     if target.pods_run:
-        cluster.wait_pod_phase(
+        running = cluster.wait_pod_phase(
             namespace, "pod", "Running", signcheck_run.settings.timeouts.pod_running
         )
+        if target.containers_run:
+            # A real node: Running means a container, shown by its runtime's ID and state,
+            # running the digest Kyverno verified (not a phase kwok set).
+            (status,) = running["status"]["container_statuses"]
+            assert str(status["container_id"]).startswith("containerd://"), status
+            assert status["state"]["running"], status
+            assert str(status["image_id"]).endswith(signed.digest), status
+            record_property("container_id", status["container_id"])
 
 
 @pytest.mark.scenario(

@@ -45,7 +45,9 @@ def test_failed_start_names_the_service_and_undoes_the_partial_start(
     paths["registry"] = fake_binary("registry", FAKE_REGISTRY)
     paths["etcd"] = fake_binary("etcd", FAKE_ETCD)
     monkeypatch.setattr(
-        envmod, "resolve_tools", lambda: (paths, {n: "v0.0.0" for n in envmod.TOOLS})
+        envmod,
+        "resolve_tools",
+        lambda names=envmod.TOOLS: (paths, {n: "v0.0.0" for n in envmod.TOOLS}),
     )
     monkeypatch.setattr(envmod.crdlib, "load_crds", lambda: [])
     env = LocalEnv(

@@ -66,8 +66,10 @@ def _copy_blobs(client: oci.OciClient, src: str, dest: str, manifest: dict[str, 
             client.push_blob(dest, str(desc.get("mediaType", "")), data)
 
 
-def pusher(settings: Settings, registry: Registry, workdir: Path) -> Pusher:
-    client = oci.OciClient(registry)
+def pusher(
+    settings: Settings, registry: Registry, workdir: Path, program: bytes | None = None
+) -> Pusher:
+    client = oci.OciClient(registry, program)
     if settings.image:
         source = settings.image
         host = source.split("/", 1)[0]

@@ -115,8 +115,10 @@ def split_repository(repository: str) -> tuple[str, str]:
 class OciClient:
     """One registry, reached with the scheme, CA and credentials its `Registry` names."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, program: bytes | None = None) -> None:
         self.registry = registry
+        self.program = program
+        """A static program the test images run (nodes that really start containers)."""
         self._verify: bool | str = str(registry.ca_file) if registry.ca_file else True
         self._base = f"{registry.scheme}://{registry.host}"
         self._client: oras.provider.Registry | None = None
@@ -254,8 +256,9 @@ class OciClient:
 
     def push_image(self, repository: str, tag: str, nonce: str | None = None) -> PushedImage:
         name = repository.rsplit("/", 1)[-1]
-        config, layer, manifest = build_image(name, nonce)
-        self._put_blob(repository, layer)
+        config, layer, manifest, layers = build_image(name, nonce, self.program)
+        for blob in layers:
+            self._put_blob(repository, blob)
         self._put_blob(repository, config)
         raw = json.dumps(manifest, separators=(",", ":")).encode()
         digest = self.put_manifest(repository, tag, raw, MANIFEST_OCI)

@@ -7,6 +7,7 @@ new every run and no verification cache (Kyverno's is keyed by tag) can hide a r
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -23,6 +24,7 @@ CONFIG_OCI = "application/vnd.oci.image.config.v1+json"
 LAYER_TAR_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 COSIGN_SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+PROGRAM = "signcheck-app"
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,28 @@ class Blob:
         return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data)}
 
 
-def build_image(name: str, nonce: str | None = None) -> tuple[Blob, Blob, dict[str, Any]]:
-    """Config blob, layer blob and manifest of a small image with unique content.
+@functools.cache
+def _program_layer(program: bytes) -> tuple[Blob, str]:
+    """The layer holding the runnable program (the same bytes in every image: made once)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(PROGRAM)
+        info.size, info.mode = len(program), 0o755
+        tar.addfile(info, io.BytesIO(program))
+    data = raw.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
+    return Blob(LAYER_TAR_GZIP, gzip.compress(data, mtime=0)), diff_id
 
-    The layer holds `/signcheck/<name>` (the name and a random nonce) and a tiny `/bin/true`
-    placeholder so the image looks like something a container runtime could start.
+
+def build_image(
+    name: str, nonce: str | None = None, program: bytes | None = None
+) -> tuple[Blob, Blob, dict[str, Any], list[Blob]]:
+    """Config blob, unique layer, manifest, and every layer to upload, of a small image.
+
+    The unique layer holds `/signcheck/<name>` (the name and a random nonce) and a tiny
+    `/bin/true` placeholder. With `program` (a static binary, for nodes that really start
+    containers) a first layer holds it as `/signcheck-app`, the entrypoint: the same layer in
+    every image, the unique one last.
     """
     nonce = nonce or secrets.token_hex(16)
     files = {
@@ -62,16 +81,21 @@ def build_image(name: str, nonce: str | None = None) -> tuple[Blob, Blob, dict[s
     uncompressed = raw_tar.getvalue()
     # mtime=0: the same content always compresses to the same bytes.
     layer = Blob(LAYER_TAR_GZIP, gzip.compress(uncompressed, mtime=0))
+    layers = [layer]
+    diff_ids = ["sha256:" + hashlib.sha256(uncompressed).hexdigest()]
+    if program is not None:
+        app, app_diff = _program_layer(program)
+        layers, diff_ids = [app, layer], [app_diff, *diff_ids]
     config_doc = {
         "architecture": "amd64",
         "os": "linux",
         "config": {
-            "Entrypoint": ["/bin/true"],
+            "Entrypoint": [f"/{PROGRAM}" if program is not None else "/bin/true"],
             "Labels": {"io.signcheck.image": name, "io.signcheck.nonce": nonce},
         },
         "rootfs": {
             "type": "layers",
-            "diff_ids": ["sha256:" + hashlib.sha256(uncompressed).hexdigest()],
+            "diff_ids": diff_ids,
         },
         "history": [{"created_by": "signcheck.clients.ociimage.build_image"}],
     }
@@ -80,6 +104,6 @@ def build_image(name: str, nonce: str | None = None) -> tuple[Blob, Blob, dict[s
         "schemaVersion": 2,
         "mediaType": MANIFEST_OCI,
         "config": config.descriptor(),
-        "layers": [layer.descriptor()],
+        "layers": [b.descriptor() for b in layers],
     }
-    return config, layer, manifest
+    return config, layer, manifest, layers

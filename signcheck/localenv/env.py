@@ -10,14 +10,10 @@ errors, and first removes Kyverno's webhook configurations, which Kyverno never 
 
 from __future__ import annotations
 
-import base64
-import json
-import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -26,9 +22,11 @@ from signcheck.localenv import crds as crdlib
 from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv import readiness
 from signcheck.localenv.info import EnvInfo, RegistryInfo
+from signcheck.localenv.kyvernoprep import ca_bundle, prepare_kyverno
 from signcheck.localenv.process import ManagedProcess
+from signcheck.localenv.realnode import NODE_TOOLS, NodeWorld
 from signcheck.localenv.reap import reap_abandoned
-from signcheck.localenv.services.apiserver import KubeAPIServer
+from signcheck.localenv.services.apiserver import NODE_NAME, KubeAPIServer
 from signcheck.localenv.services.base import Service
 from signcheck.localenv.services.controllers import KubeControllerManager, KubeScheduler
 from signcheck.localenv.services.etcd import Etcd
@@ -38,8 +36,6 @@ from signcheck.localenv.services.kyverno import (
     PULL_SECRET,
     Kyverno,
     ReportsController,
-    kyverno_configmap,
-    tls_secrets,
 )
 from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.snapshot import ensure_seed
@@ -95,16 +91,6 @@ def resolve_tools(names: tuple[str, ...] = TOOLS) -> tuple[dict[str, Path], dict
     return paths, {r.name: r.reported or r.pinned for r in results}
 
 
-def _ca_bundle(extra_ca: Path, out: Path) -> Path:
-    """The system's trusted CAs plus one more, for Go programs that read SSL_CERT_FILE."""
-    paths = ssl.get_default_verify_paths()
-    system = Path(paths.cafile or paths.openssl_cafile or "/etc/ssl/certs/ca-certificates.crt")
-    parts = [system.read_text()] if system.is_file() else []
-    parts.append(extra_ca.read_text())
-    out.write_text("\n".join(parts))
-    return out
-
-
 class LocalEnv:
     """`with LocalEnv(EnvSpec()) as env: env.info.kubeconfig ...`"""
 
@@ -117,7 +103,11 @@ class LocalEnv:
         self.services: dict[str, Service] = {}
         self.state: EnvState | None = None
         self.versions: dict[str, str] = {}
-        self.nodes = [f"kwok-node-{i}" for i in range(self.settings.nodes)]
+        self.world: NodeWorld | None = None
+        if self.settings.node_kind == "real":
+            self.nodes = [NODE_NAME]
+        else:
+            self.nodes = [f"kwok-node-{i}" for i in range(self.settings.nodes)]
         self._lock: OwnerLock | None = None
         self._kube: kubelib.Kube | None = None
         self._info: EnvInfo | None = None
@@ -157,7 +147,9 @@ class LocalEnv:
 
     def start(self) -> EnvInfo:
         started = self._last_mark = time.monotonic()
-        paths, self.versions = resolve_tools()
+        real = self.settings.node_kind == "real"
+        kwok_free = tuple(t for t in TOOLS if t != "kwok")
+        paths, self.versions = resolve_tools(kwok_free + NODE_TOOLS if real else TOOLS)
         self._mark("resolve tools")
         # A crashed earlier run must not hold ports, pids or disk before this one boots.
         reap_abandoned(self.settings.runs_root, self.timeouts, exclude=self.run_id)
@@ -171,6 +163,9 @@ class LocalEnv:
         self.state = new_state(self.run_id, self.run_dir, self.owner_kind, self.settings.keep)
         self.state.save()
         try:
+            if real:
+                self.world = NodeWorld(self.run_dir, self.timeouts)
+                self.state.record(self.world.start().record())
             self._boot(paths, deadline=started + self.timeouts.env_boot)
         except BaseException as err:
             self.state.phase = "failed"
@@ -202,6 +197,9 @@ class LocalEnv:
         if self._kube is not None:
             self._kube.close()
             self._kube = None
+        if self.world is not None:
+            # Containers and the node's daemons before the control plane they report to.
+            problems += self.world.stop_node()
         for tier in STOP_TIERS:
             procs = [
                 s.process for n in tier if (s := self.services.get(n)) and s.process is not None
@@ -209,6 +207,9 @@ class LocalEnv:
             problems += _stop_together(procs)
             if procs:
                 self._mark(f"stop: {' + '.join(p.name for p in procs)}")
+        if self.world is not None:
+            problems += self.world.stop()
+            self.world = None
         if self.state is not None:
             self.state.phase = "down"
             if self.run_dir.is_dir():
@@ -243,11 +244,18 @@ class LocalEnv:
 
     def _spawn(self, svc: Service) -> ManagedProcess:
         self.services[svc.name] = svc
+        if self.world is not None:
+            self.world.adopt(svc)
         proc = svc.build()
         proc.spawn()
+        self._record(proc)
+        if self.world is not None and (fwd := self.world.forward(svc)):
+            self._record(fwd)
+        return proc
+
+    def _record(self, proc: ManagedProcess) -> None:
         assert self.state is not None
         self.state.record(proc.record())
-        return proc
 
     def _boot(self, paths: dict[str, Path], deadline: float) -> None:
         s, t, run = self.settings, self.timeouts, self.run_dir
@@ -275,14 +283,17 @@ class LocalEnv:
             root_ca=api.ca_path,
         )
         sched = KubeScheduler(run, paths["kube-scheduler"], t, api.kubeconfig("scheduler"))
-        kwok = Kwok(
-            run, paths["kwok"], t, api.kubeconfig("kwok"), readiness.nodes_ready(kube, self.nodes)
-        )
-        second = [self._spawn(kcm), self._spawn(sched), self._spawn(kwok)]
+        second = [self._spawn(kcm), self._spawn(sched)]
+        if self.world is None:
+            ready = readiness.nodes_ready(kube, self.nodes)
+            second.append(self._spawn(Kwok(run, paths["kwok"], t, api.kubeconfig("kwok"), ready)))
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            nodes = pool.submit(self._create_nodes, kube)
-            self._prepare_kyverno(kube, None if seed else crds, registry)
+            if self.world is None:
+                nodes = pool.submit(self._create_nodes, kube)
+            else:
+                nodes = pool.submit(self._real_node, paths, api, registry, kube)
+            prepare_kyverno(kube, None if seed else crds, registry)
             nodes.result()
         wait_for(
             "Kyverno's CRDs to be served",
@@ -296,7 +307,7 @@ class LocalEnv:
         insecure = not registry.tls
         pull_secret = PULL_SECRET if registry.auth else None
         bundle = (
-            _ca_bundle(registry.ca_path, registry.dir / "tls" / "bundle.pem")
+            ca_bundle(registry.ca_path, registry.dir / "tls" / "bundle.pem")
             if registry.ca_path
             else None
         )
@@ -336,31 +347,21 @@ class LocalEnv:
         self._canary(kube, deadline)
         self._mark("canary policy Ready")
 
+    def _real_node(
+        self, paths: dict[str, Path], api: KubeAPIServer, registry: Registry, kube: kubelib.Kube
+    ) -> None:
+        assert self.world is not None
+        self.world.boot(paths, api, registry, self._record)
+        wait_for(
+            "the real node to be Ready",
+            readiness.nodes_ready(kube, self.nodes),
+            timeout=self.timeouts.service_ready,
+            interval=self.timeouts.poll_interval,
+        )
+
     def _create_nodes(self, kube: kubelib.Kube) -> None:
         for name in self.nodes:
             kube.apply(kubelib.fake_node(name))
-
-    def _prepare_kyverno(
-        self, kube: kubelib.Kube, crds: list[dict[str, Any]] | None, registry: Registry
-    ) -> None:
-        """Kyverno's namespace, configuration, pull secret and (unless seeded) CRDs."""
-        kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        kube.apply(kyverno_configmap())
-        for secret in tls_secrets():
-            kube.apply(secret)
-        if registry.auth:
-            payload = json.dumps(registry.dockerconfigjson()).encode()
-            kube.apply(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {"name": PULL_SECRET, "namespace": NAMESPACE},
-                    "type": "kubernetes.io/dockerconfigjson",
-                    "data": {".dockerconfigjson": base64.b64encode(payload).decode()},
-                }
-            )
-        if crds is not None:
-            crdlib.apply_crds(kube, crds)
 
     def _wait_webhooks(self, kube: kubelib.Kube, kyv: Kyverno, deadline: float) -> None:
         wait_for(
@@ -400,6 +401,7 @@ class LocalEnv:
                 pull_secret=PULL_SECRET if reg.auth else None,
             ),
             nodes=list(self.nodes),
+            node_kind=self.settings.node_kind,
             pids=pids,
             ports={n: dict(s.ports) for n, s in self.services.items() if s.ports},
             versions=dict(self.versions),

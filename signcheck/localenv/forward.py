@@ -1,6 +1,7 @@
-"""From a host loopback port into the run's network namespace, the way `kubectl
+"""From host loopback ports into the run's network namespace, the way `kubectl
 port-forward` works: `python -m signcheck.localenv.forward --netns-pid PID --listen PORT
---to IP:PORT`.
+--to IP:PORT`, or `--port P` (repeatable) for 127.0.0.1:P outside to 127.0.0.1:P inside, so
+an address means the same on both sides (a kubeconfig, an image reference).
 
 The listener is bound on 127.0.0.1 before the process enters the namespace; a socket keeps
 the namespace it was made in, so accepted connections are on host loopback while every
@@ -58,14 +59,23 @@ def _serve(conn: socket.socket, target: tuple[str, int]) -> None:
     inside.close()
 
 
-def serve(netns_pid: int, listen: int, target: tuple[str, int]) -> None:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", listen))
-    listener.listen(64)
+def serve(netns_pid: int, routes: list[tuple[int, tuple[str, int]]]) -> None:
+    listeners = []
+    for listen, target in routes:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", listen))
+        sock.listen(64)
+        listeners.append((sock, target))
     # Threads started from here on are in the namespace too (it is per thread: enter it
     # before any other thread exists).
     enter_netns(netns_pid)
+    for sock, target in listeners[1:]:
+        threading.Thread(target=_accept, args=(sock, target), daemon=True).start()
+    _accept(*listeners[0])
+
+
+def _accept(listener: socket.socket, target: tuple[str, int]) -> None:
     while True:
         conn, _ = listener.accept()
         threading.Thread(target=_serve, args=(conn, target), daemon=True).start()
@@ -74,11 +84,17 @@ def serve(netns_pid: int, listen: int, target: tuple[str, int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m signcheck.localenv.forward")
     parser.add_argument("--netns-pid", type=int, required=True)
-    parser.add_argument("--listen", type=int, required=True, help="port on 127.0.0.1")
-    parser.add_argument("--to", required=True, help="IP:PORT inside the namespace")
+    parser.add_argument("--listen", type=int, help="port on 127.0.0.1")
+    parser.add_argument("--to", help="IP:PORT inside the namespace")
+    parser.add_argument("--port", type=int, action="append", default=[], help="same port")
     args = parser.parse_args()
-    host, _, port = args.to.rpartition(":")
-    serve(args.netns_pid, args.listen, (host, int(port)))
+    routes = [(p, ("127.0.0.1", p)) for p in args.port]
+    if args.listen and args.to:
+        host, _, port = args.to.rpartition(":")
+        routes.append((args.listen, (host, int(port))))
+    if not routes:
+        parser.error("give --listen and --to, or --port")
+    serve(args.netns_pid, routes)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ class EnvInfo:
     state_file: str
     kubeconfigs: dict[str, str] = field(default_factory=dict)
     kyverno_namespace: str = "kyverno"
+    node_kind: str = "kwok"
+    """kwok (fake nodes) or real (containerd and kubelet in the run's namespaces)."""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -13,14 +13,23 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from signcheck.clients.oci import OciClient
 from signcheck.errors import ConfigError
+from signcheck.localenv import nodeimage
+from signcheck.localenv.netns import BRIDGE, NetNs
 from signcheck.localenv.process import ManagedProcess
+from signcheck.localenv.services.apiserver import NODE_NAME, KubeAPIServer
+from signcheck.localenv.services.base import Service
 from signcheck.localenv.services.containerd import Containerd, cni_bin_dir, runc_path
 from signcheck.localenv.services.kubelet import Kubelet, KubeProxy
+from signcheck.localenv.services.registry import USERNAME, Registry
+from signcheck.target import Registry as RegistryTarget
 from signcheck.timeouts import Timeouts
 
 CGROUP_BASE = Path("/sys/fs/cgroup")
@@ -40,6 +49,13 @@ def make_cgroups(name: str) -> None:
         (h / name).mkdir(exist_ok=True)
 
 
+def _tree(root: Path) -> list[Path]:
+    """`root` and every cgroup under it, deepest first; cgroups vanish while we look (the
+    kernel and kubelet remove them), so a missing one is simply skipped."""
+    found = [Path(d) for d, _, _ in os.walk(root, onerror=lambda err: None)]
+    return sorted(found, key=lambda p: -len(p.parts))
+
+
 def _procs(d: Path) -> list[int]:
     try:
         return [int(x) for x in (d / "cgroup.procs").read_text().split()]
@@ -52,7 +68,7 @@ def pod_pids(name: str) -> set[int]:
     root = CGROUP_BASE / "pids" / name
     if not root.is_dir():
         return set()
-    return {pid for d in [root, *root.rglob("*")] if d.is_dir() for pid in _procs(d)}
+    return {pid for d in _tree(root) for pid in _procs(d)}
 
 
 def remove_cgroups(name: str, timeout: float = 10) -> list[str]:
@@ -64,18 +80,16 @@ def remove_cgroups(name: str, timeout: float = 10) -> list[str]:
             continue
         deadline = time.monotonic() + timeout
         while True:
-            pids = {pid for d in [root, *root.rglob("*")] if d.is_dir() for pid in _procs(d)}
+            pids = {pid for d in _tree(root) for pid in _procs(d)}
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             if not pids or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
-        for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        for d in _tree(root):
             with contextlib.suppress(OSError):
                 d.rmdir()
-        with contextlib.suppress(OSError):
-            root.rmdir()
         if root.exists():
             left.append(str(root))
     return left
@@ -99,6 +113,18 @@ def kill_shims(run_dir: Path) -> list[int]:
     return killed
 
 
+def reap_node(run_dir: Path) -> list[str]:
+    """What a killed real-node run left beyond its recorded processes (nothing for kwok)."""
+    lines = []
+    if shims := kill_shims(run_dir):
+        lines.append(f"killed containerd shims {shims}")
+    cgroup = f"signcheck-{run_dir.name}"
+    if any((h / cgroup).exists() for h in hierarchies()):
+        left = remove_cgroups(cgroup)
+        lines.append(f"removed cgroup {cgroup}" + (f" (left: {left})" if left else ""))
+    return lines
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     name: str
@@ -111,6 +137,7 @@ class NodeSpec:
     client_ca: Path
     resolv_conf: Path
     plain_http_registries: tuple[str, ...] = ()
+    registry_auth: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def check_prerequisites() -> tuple[Path, Path]:
@@ -129,7 +156,12 @@ class RealNode:
     """`node = RealNode(run_dir, paths, timeouts, spec); node.start(); ...; node.stop()`."""
 
     def __init__(
-        self, run_dir: Path, paths: dict[str, Path], timeouts: Timeouts, spec: NodeSpec
+        self,
+        run_dir: Path,
+        paths: dict[str, Path],
+        timeouts: Timeouts,
+        spec: NodeSpec,
+        prefix: tuple[str, ...] = (),
     ) -> None:
         runc, cni = check_prerequisites()
         self.run_dir = run_dir
@@ -146,6 +178,7 @@ class RealNode:
             pod_cidr=spec.pod_cidr,
             sandbox_image=spec.sandbox_image,
             plain_http_registries=spec.plain_http_registries,
+            registry_auth=spec.registry_auth,
         )
         self.kubelet = Kubelet(
             run_dir,
@@ -167,14 +200,21 @@ class RealNode:
             node_name=spec.name,
             cluster_cidr=spec.pod_cidr,
         )
+        for svc in (self.containerd, self.kubelet, self.proxy):
+            svc.prefix = prefix
         self.processes: list[ManagedProcess] = []
 
-    def start(self) -> None:
+    def start(self, on_spawn: Callable[[Service, ManagedProcess], None] | None = None) -> None:
+        """Each daemon in turn; `on_spawn` sees it before its readiness is awaited (the
+        environment records it, and forwards its ports when the caller is outside)."""
         make_cgroups(self.cgroup)
         for svc in (self.containerd, self.kubelet, self.proxy):
             proc = svc.build()
+            proc.spawn()
             self.processes.append(proc)
-            proc.start()
+            if on_spawn is not None:
+                on_spawn(svc, proc)
+            proc.wait_ready()
 
     def stop(self) -> list[str]:
         """Containers first (by cgroup), then the daemons, the shims, the cgroups."""
@@ -188,3 +228,102 @@ class RealNode:
         kill_shims(self.run_dir)
         problems += remove_cgroups(self.cgroup)
         return [f"cgroup left: {p}" for p in problems]
+
+
+NODE_TOOLS = ("containerd", "containerd-shim-runc-v2", "kubelet", "kube-proxy")
+
+
+class NodeWorld:
+    """What `--nodes real` adds to the local environment: the run's namespaces, in which every
+    service starts (`adopt`), a forwarder per service so its ports mean the same address on
+    the host's loopback (`forward`: kubeconfigs and image references work on both sides), and
+    the node itself (`boot_node`)."""
+
+    def __init__(self, run_dir: Path, timeouts: Timeouts) -> None:
+        self.run_dir = run_dir
+        self.timeouts = timeouts
+        self.ns = NetNs(run_dir)
+        self.forwarders: list[ManagedProcess] = []
+        self.node: RealNode | None = None
+
+    def start(self) -> ManagedProcess:
+        check_prerequisites()
+        self.ns.start()
+        self.ns.sysctl("net.ipv4.ip_forward", "1")
+        assert self.ns.holder is not None
+        return self.ns.holder
+
+    def adopt(self, svc: Service) -> None:
+        svc.prefix = tuple(self.ns.prefix)
+
+    def forward(self, svc: Service) -> ManagedProcess | None:
+        if not svc.ports:
+            return None
+        argv = [sys.executable, "-m", "signcheck.localenv.forward", f"--netns-pid={self.ns.pid}"]
+        argv += [f"--port={p}" for p in svc.ports.values()]
+        proc = ManagedProcess(
+            f"{svc.name}-forward", argv, log_path=self.run_dir / "logs" / f"{svc.name}-forward.log"
+        )
+        proc.spawn()
+        self.forwarders.append(proc)
+        return proc
+
+    def boot_node(
+        self,
+        paths: dict[str, Path],
+        spec: NodeSpec,
+        record: Callable[[ManagedProcess], None],
+    ) -> None:
+        self.node = RealNode(self.run_dir, paths, self.timeouts, spec, tuple(self.ns.prefix))
+
+        def spawned(svc: Service, proc: ManagedProcess) -> None:
+            record(proc)
+            if fwd := self.forward(svc):
+                record(fwd)
+
+        self.node.start(spawned)
+
+    def boot(
+        self,
+        paths: dict[str, Path],
+        api: KubeAPIServer,
+        registry: Registry,
+        record: Callable[[ManagedProcess], None],
+    ) -> None:
+        """The pause image into the run's registry, then the node (containerd pulls with
+        node-level credentials, as a cloud node does with its service account)."""
+        creds = (USERNAME, registry.password) if registry.auth else None
+        target = RegistryTarget(
+            registry.host,
+            "https" if registry.tls else "http",
+            ca_file=registry.ca_path,
+            username=creds[0] if creds else None,
+            password=creds[1] if creds else None,
+        )
+        pause = nodeimage.push_pause(OciClient(target), f"{registry.host}/signcheck-node/pause")
+        addresses = self.ns.addresses
+        spec = NodeSpec(
+            name=NODE_NAME,
+            node_ip=addresses.bridge_ip,
+            bridge=BRIDGE,
+            pod_cidr=addresses.pod_cidr,
+            sandbox_image=pause.by_tag,
+            kubelet_kubeconfig=api.kubeconfig("kubelet"),
+            proxy_kubeconfig=api.kubeconfig("kube-proxy"),
+            client_ca=api.ca_path,
+            resolv_conf=self.ns.dir / "resolv.conf",
+            plain_http_registries=() if registry.tls else (registry.host,),
+            registry_auth={registry.host: creds} if creds else {},
+        )
+        self.boot_node(paths, spec, record)
+
+    def stop_node(self) -> list[str]:
+        node, self.node = self.node, None
+        return node.stop() if node is not None else []
+
+    def stop(self) -> list[str]:
+        problems = self.stop_node()
+        for proc in self.forwarders:
+            proc.stop()
+        self.ns.stop()
+        return problems

@@ -16,6 +16,7 @@ from pathlib import Path
 from signcheck.errors import EnvironmentNotReady
 from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv.process import is_alive, terminate
+from signcheck.localenv.realnode import reap_node
 from signcheck.localenv.state import (
     LOCK_FILE,
     STATE_FILE,
@@ -46,6 +47,8 @@ def reap_run(state: EnvState, timeouts: Timeouts, keep: bool = False) -> list[st
     """Remove a run whose owner is gone. The caller holds its owner lock."""
     lines = _delete_webhooks(state, timeouts)
     lines += stop_services(state, timeouts.stop)
+    # A real node's containers and shims are nobody's recorded pid: found by the run.
+    lines += reap_node(state.run_dir)
     if keep:
         state.phase = "down"
         state.save()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from signcheck import places
 from signcheck.errors import ConfigError
@@ -23,6 +24,9 @@ class EnvSpec:
     registry_auth: bool = False
     registry_tls: bool = False
     nodes: int = 2
+    node_kind: Literal["kwok", "real"] = "kwok"
+    """kwok: fake nodes (the fast loop); real: containerd, kubelet and kube-proxy in the
+    run's own namespaces (`signcheck.localenv.realnode`)."""
     reports_controller: bool = True
     #: Start etcd from a cached copy that already holds Kyverno's CRDs (see `seed`).
     seed_etcd: bool = True

@@ -18,9 +18,13 @@ from signcheck.target import Target
 
 def tools_before_boot(settings: Settings) -> list[str]:
     """Pinned tools to build (when missing) before the target boots: the local target's
-    registry and cosign. Cluster targets check, and build, theirs in the preflight."""
+    registry and cosign, and a real node's containerd, kubelet and kube-proxy. Cluster
+    targets check, and build, theirs in the preflight."""
     if settings.kind.own_cluster:
-        return ["registry", settings.cosign_tool]
+        node = ["containerd", "containerd-shim-runc-v2", "kubelet", "kube-proxy"]
+        if settings.nodes != "real":
+            node = []
+        return ["registry", settings.cosign_tool, *node]
     return []
 
 

@@ -37,6 +37,7 @@ def from_env_info(info: Any, run_dir: Path) -> Target:
         versions=_with_kubernetes(dict(getattr(info, "versions", {}) or {})),
         kyverno_log=kyverno_log,
         pods_run=True,
+        containers_run=getattr(info, "node_kind", "kwok") == "real",
         disposable=True,
         extra={
             "env_run_dir": str(info.run_dir),
@@ -66,5 +67,6 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
         ) from err
     # The registry requires credentials, like the seed's Container Registry: Kyverno reads
     # them from its image pull secret (the seed's `imagePullSecrets.regcred`).
-    with LocalEnv(EnvSpec(run_id=run_id, keep=settings.keep, registry_auth=True)) as env:
+    spec = EnvSpec(run_id=run_id, keep=settings.keep, registry_auth=True, node_kind=settings.nodes)
+    with LocalEnv(spec) as env:
         yield from_env_info(env.info, run_dir)

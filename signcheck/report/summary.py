@@ -38,6 +38,8 @@ class TestResult:
     not a verdict on signatures."""
     compat: dict[str, Any] | None = None
     """A compatibility result (signature format x policy API), when the test records one."""
+    observed: dict[str, str] = field(default_factory=dict)
+    """What the test saw and recorded (`record_property`), e.g. SEED-05's container ID."""
 
 
 @dataclass
@@ -46,6 +48,8 @@ class RunSummary:
     target: str
     started_at: str
     versions: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+    """What ran the tests: the node kind, and where Kyverno ran."""
     tests: list[TestResult] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     teardown: dict[str, Any] = field(default_factory=dict)

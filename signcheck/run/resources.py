@@ -17,6 +17,7 @@ from signcheck.artefacts import images, signing
 from signcheck.clients import oci
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol
+from signcheck.localenv import nodeimage
 from signcheck.run import scenarios, teardown_probe
 from signcheck.run.phases import Phases
 from signcheck.run.removal import IMAGES
@@ -103,7 +104,8 @@ class RunResources:
         self.target = target
         self.settings = settings
         self.phases = phases
-        self.registry = oci.OciClient(target.registry)
+        self.program = nodeimage.program().read_bytes() if target.containers_run else None
+        self.registry = oci.OciClient(target.registry, self.program)
         self._cluster: Cluster | None = None
 
     @property
@@ -165,7 +167,9 @@ class RunResources:
                 *(pool.submit(cosign.generate_key_pair, keys_dir / n) for n in roles),
             ]
             with self.phases.time("images"):
-                push = images.pusher(self.settings, self.target.registry, self.target.run_dir)
+                push = images.pusher(
+                    self.settings, self.target.registry, self.target.run_dir, self.program
+                )
                 pushed = {role: push(self.repository(role), run_id) for role in IMAGES}
                 scenario_images, outside = scenarios.push_images(self, catalogue)
             with self.phases.time("signing"):

@@ -24,6 +24,7 @@ SABOTAGE = ("none", "no-policy", "audit", "other-key")
 @dataclass(frozen=True)
 class Settings:
     target: TargetName = "local"
+    nodes: Literal["kwok", "real"] = "kwok"
     kubeconfig: Path | None = None
     context: str | None = None
     registry: str | None = None
@@ -136,6 +137,11 @@ class Settings:
             )
         if self.sabotage not in SABOTAGE:
             raise ConfigError(f"unknown --signcheck-sabotage {self.sabotage!r}: {SABOTAGE}")
+        if self.nodes == "real" and not self.kind.own_cluster:
+            raise ConfigError(
+                f"--nodes real is for the local target (it boots the node); --target "
+                f"{self.target} runs on the cluster's own nodes"
+            )
         if not self.kind.own_cluster:
             self._validate_cluster()
             if not self.registry and not self.provision:

@@ -54,11 +54,19 @@ class Option:
 
 
 COSIGN_TOOLS = ("cosign-v2", "cosign-v3")
+NODE_KINDS = ("kwok", "real")
 KYVERNO_MODES = ("existing", "install")
 IMAGE_BUILDERS = ("oci", "docker")
 
 OPTIONS: tuple[Option, ...] = (
     Option("target", "choice", TARGETS, help="where to run (default local)"),
+    Option(
+        "nodes",
+        "choice",
+        NODE_KINDS,
+        help="local target: kwok (fake nodes, default) or real (containerd, kubelet and "
+        "kube-proxy in the run's own network namespace; needs root)",
+    ),
     Option("kubeconfig", "path", help="cluster targets: kubeconfig (default $KUBECONFIG)"),
     Option("context", help="cluster targets: kubeconfig context (default: current)"),
     Option(

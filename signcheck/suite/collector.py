@@ -12,6 +12,11 @@ from signcheck import redact
 from signcheck.report.summary import TestResult
 from signcheck.suite.session import SigncheckRun
 
+PLUGIN_PROPERTIES = frozenset(
+    {"scenario", "seed_step", "expect", "proves", "admission", "compat", "environment_error"}
+)
+"""The properties the plugin itself records; any other is the test's own observation."""
+
 
 class Collector:
     """Turns test reports into `TestResult`s (one per test id)."""
@@ -43,6 +48,9 @@ class Collector:
             result.admission = json.loads(str(props["admission"]))
         if "compat" in props:
             result.compat = json.loads(str(props["compat"]))
+        for name, value in props.items():
+            if name not in PLUGIN_PROPERTIES:
+                result.observed[name] = redact.redact(str(value))
         if report.when == "call":
             if hasattr(report, "wasxfail"):
                 result.outcome = "xfailed" if report.skipped else "xpassed"

@@ -194,6 +194,7 @@ class SigncheckRun:
             target = None
         if target is not None:
             self.summary.versions.update(target.versions)
+            self.summary.environment = target.environment()
             state = shared.read(self.run_dir, "resources")
             if state and "cosign_version" in state:
                 self.summary.versions["cosign"] = state["cosign_version"]

@@ -52,8 +52,10 @@ class Containerd(Service):
         pod_cidr: str,
         sandbox_image: str,
         plain_http_registries: tuple[str, ...] = (),
+        registry_auth: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         super().__init__(run_dir, binary, timeouts)
+        self.registry_auth = registry_auth or {}
         self.plain_http_registries = plain_http_registries
         self.shim = shim
         self.runc = runc
@@ -70,6 +72,7 @@ class Containerd(Service):
         self.cni_conf_dir.mkdir(parents=True, exist_ok=True)
         self.certs_dir.mkdir(parents=True, exist_ok=True)
         d = self.dir
+        self.config_path.touch(mode=0o600)
         self.config_path.write_text(
             f"""version = 3
 root = '{d / "root"}'
@@ -89,6 +92,7 @@ state = '{d / "state"}'
     [plugins.'io.containerd.cri.v1.images'.registry]
       config_path = '{self.certs_dir}'
 
+{self._auth_tables()}
   [plugins.'io.containerd.cri.v1.runtime']
     enable_selinux = false
     disable_apparmor = true
@@ -119,6 +123,17 @@ state = '{d / "state"}'
                 f'server = "http://{host}"\n\n[host."http://{host}"]\n'
                 '  capabilities = ["pull", "resolve"]\n'
             )
+
+    def _auth_tables(self) -> str:
+        # Node-level pull credentials (deprecated in 2.2, gone in 2.3: then a kubelet
+        # credential provider). The file is the run's own, 0600.
+        out = []
+        for host, (user, password) in self.registry_auth.items():
+            out.append(
+                f"    [plugins.'io.containerd.cri.v1.images'.registry.configs.'{host}'.auth]\n"
+                f"      username = {json.dumps(user)}\n      password = {json.dumps(password)}"
+            )
+        return "\n".join(out)
 
     def _cni(self) -> dict[str, object]:
         return {
