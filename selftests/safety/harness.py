@@ -203,7 +203,24 @@ def local_leftovers(run: SuiteRun) -> dict[str, Any]:
     half = [p.name for p in run.dirs.suite.glob(f".{run.run_id}.*")]
     if half:
         found["half-created run dirs"] = half
+    # A real node's containers do not name the run: they are found by the run's cgroups.
+    cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/signcheck-{run.run_id}")]
+    if cgroups:
+        found["node cgroups"] = cgroups
     return found
+
+
+def node_processes(run_id: str) -> list[str]:
+    """Command names of the processes in a real-node run's pod cgroups (from the outside)."""
+    root = Path("/sys/fs/cgroup/pids") / f"signcheck-{run_id}"
+    names = []
+    for procs in root.rglob("cgroup.procs") if root.is_dir() else []:
+        for pid in procs.read_text().split():
+            try:
+                names.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode())
+            except OSError:
+                continue
+    return names
 
 
 @dataclass

@@ -15,8 +15,15 @@ import signal
 import pytest
 
 from selftests.safety.conftest import EnvFactory
-from selftests.safety.harness import Dirs, SuiteRun, local_leftovers, signcheck_cli
+from selftests.safety.harness import (
+    Dirs,
+    SuiteRun,
+    local_leftovers,
+    node_processes,
+    signcheck_cli,
+)
 from signcheck.clients.k8s import Cluster
+from signcheck.localenv.services.containerd import cni_bin_dir, runc_path
 
 pytestmark = [pytest.mark.integration]
 
@@ -186,4 +193,26 @@ def test_cluster_ctrl_c_removes_objects_and_images(dirs: Dirs, env_up: EnvFactor
     run.signal(signal.SIGINT)
     assert run.wait(180) == 2, run.output[-3000:]
     assert remote.leftovers(run.run_id) == {}
+    assert local_leftovers(run) == {}
+
+
+@pytest.mark.skipif(
+    runc_path() is None or cni_bin_dir() is None,
+    reason="a real node needs Debian's runc and containernetworking-plugins",
+)
+def test_kill9_of_a_real_node_run_with_a_running_pod_then_cleanup(dirs: Dirs) -> None:
+    seed05 = ["-k", "test_signed_pod_admitted_and_running", "--nodes", "real"]
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", *seed05)
+    run.wait_run_id()
+    # The test's container really runs: the run's static program in the run's cgroups.
+    run.wait_until(
+        lambda: "/signcheck-app" in node_processes(run.run_id), "the signed pod's container"
+    )
+    run.signal(signal.SIGKILL)
+    assert run.wait(30) == -signal.SIGKILL
+    left = local_leftovers(run)
+    assert "processes" in left and "node cgroups" in left, left
+    done = signcheck_cli(dirs, "cleanup", "--run", run.run_id, "--runs-dir", str(dirs.suite))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert node_processes(run.run_id) == []
     assert local_leftovers(run) == {}

@@ -36,12 +36,9 @@ CGROUP_BASE = Path("/sys/fs/cgroup")
 
 
 def hierarchies() -> list[Path]:
-    """The cgroup v1 hierarchies kubelet checks (every mounted one but the v2 `unified`)."""
-    return [
-        p
-        for p in sorted(CGROUP_BASE.iterdir())
-        if p.is_dir() and p.name != "unified" and not p.is_symlink()
-    ]
+    """Every mounted hierarchy: the v1 controllers kubelet checks, and the hybrid v2
+    `unified` one, where it makes the pods' cgroups too."""
+    return [p for p in sorted(CGROUP_BASE.iterdir()) if p.is_dir() and not p.is_symlink()]
 
 
 def make_cgroups(name: str) -> None:

@@ -19,6 +19,7 @@ from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet
 
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
+SOCKET = Path("/run/signcheck/containerd.sock")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
 
@@ -63,7 +64,9 @@ class Containerd(Service):
         self.bridge = bridge
         self.pod_cidr = pod_cidr
         self.sandbox_image = sandbox_image
-        self.socket = self.dir / "containerd.sock"
+        # In the run's private /run (a tmpfs of its mount namespace): a socket path must be
+        # short (104 bytes), and run dirs are not.
+        self.socket = SOCKET
         self.config_path = self.dir / "config.toml"
         self.cni_conf_dir = self.dir / "cni" / "net.d"
         self.certs_dir = self.dir / "certs.d"
@@ -82,7 +85,7 @@ state = '{d / "state"}'
   address = '{self.socket}'
 
 [ttrpc]
-  address = '{d / "containerd.sock.ttrpc"}'
+  address = '{SOCKET}.ttrpc'
 
 [plugins]
   [plugins.'io.containerd.cri.v1.images']
@@ -170,7 +173,12 @@ state = '{d / "state"}'
 
     def ready(self) -> Probe:
         def socket_there() -> bool:
-            if not self.socket.exists():
+            # Seen from outside the namespace through the process's own root.
+            pid = self.process.pid if self.process is not None else None
+            if (
+                pid is None
+                or not (Path(f"/proc/{pid}/root") / self.socket.relative_to("/")).exists()
+            ):
                 raise NotYet(f"{self.socket} not created yet")
             return True
 

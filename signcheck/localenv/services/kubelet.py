@@ -87,7 +87,9 @@ class Kubelet(Service):
         return [
             f"--config={self.config_path}",
             f"--kubeconfig={self.kubeconfig}",
-            f"--root-dir={self.dir / 'root'}",
+            # Its sockets (pod resources, plugins) need short paths: the namespace's private
+            # tmpfs over /var/lib, not the run dir.
+            "--root-dir=/var/lib/kubelet",
             f"--cert-dir={self.dir / 'pki'}",
             f"--node-ip={self.node_ip}",
             f"--hostname-override={self.node_name}",
