@@ -40,12 +40,18 @@ class RssSampler(threading.Thread):
         self.peak_kib = 0
         self.done = threading.Event()
 
+    def processes(self) -> dict[str, Any]:
+        """Every process of the environment: its services, and on a real node the node's
+        daemons and the forwarders."""
+        procs = {n: s.process for n, s in list(self.env.services.items()) if s.process}
+        world = self.env.world
+        if world is not None:
+            node = list(world.node.processes) if world.node else []
+            procs.update({p.name: p for p in [*node, *world.forwarders]})
+        return {n: p for n, p in procs.items() if p.pid is not None and p.alive}
+
     def pids(self) -> list[int]:
-        return [
-            s.process.pid
-            for s in list(self.env.services.values())
-            if s.process is not None and s.process.pid is not None and s.process.alive
-        ]
+        return [p.pid for p in self.processes().values()]
 
     def run(self) -> None:
         while not self.done.wait(self.interval):
@@ -54,15 +60,11 @@ class RssSampler(threading.Thread):
 
     def high_water_kib(self) -> dict[str, int]:
         """Each live service's own peak RSS (VmHWM), by service name."""
-        return {
-            name: _rss_kib(s.process.pid, "VmHWM")
-            for name, s in list(self.env.services.items())
-            if s.process is not None and s.process.pid is not None and s.process.alive
-        }
+        return {name: _rss_kib(p.pid, "VmHWM") for name, p in self.processes().items()}
 
 
-def one_run(runs_root: Path) -> dict[str, Any]:
-    env = LocalEnv(EnvSpec(runs_root=runs_root))
+def one_run(runs_root: Path, nodes: str = "kwok") -> dict[str, Any]:
+    env = LocalEnv(EnvSpec(runs_root=runs_root, node_kind=nodes))  # type: ignore[arg-type]
     sampler = RssSampler(env)
     sampler.start()
     started = time.perf_counter()
@@ -91,11 +93,11 @@ def one_run(runs_root: Path) -> dict[str, Any]:
 KEYS = ("boot_s", "teardown_s", "peak_rss_mib", "sum_of_peaks_mib")
 
 
-def measure(runs: int, progress: bool = True) -> dict[str, Any]:
+def measure(runs: int, progress: bool = True, nodes: str = "kwok") -> dict[str, Any]:
     results = []
     with tempfile.TemporaryDirectory(prefix="signcheck-bench-") as tmp:
         for i in range(runs):
-            results.append(one_run(Path(tmp)))
+            results.append(one_run(Path(tmp), nodes))
             if progress:
                 r = results[-1]
                 print(
@@ -110,8 +112,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.env_boot")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--nodes", choices=("kwok", "real"), default="kwok")
     args = parser.parse_args(argv)
-    measured = measure(args.runs, progress=not args.json)
+    measured = measure(args.runs, progress=not args.json, nodes=args.nodes)
     if args.json:
         print(json.dumps(measured, indent=2))
     else:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from signcheck.clients.oci import OciClient
 from signcheck.errors import ConfigError
-from signcheck.localenv import nodeimage
+from signcheck.localenv import forward, nodeimage
 from signcheck.localenv.netns import BRIDGE, NetNs
 from signcheck.localenv.process import ManagedProcess
 from signcheck.localenv.services.apiserver import NODE_NAME, KubeAPIServer
@@ -256,7 +256,10 @@ class NodeWorld:
     def forward(self, svc: Service) -> ManagedProcess | None:
         if not svc.ports:
             return None
-        argv = [sys.executable, "-m", "signcheck.localenv.forward", f"--netns-pid={self.ns.pid}"]
+        # Run by path, isolated: the forwarder is stdlib only, and importing the package
+        # (the whole environment, the Kubernetes client) would cost ~50 MB per forwarder.
+        script = Path(forward.__file__)
+        argv = [sys.executable, "-I", str(script), f"--netns-pid={self.ns.pid}"]
         argv += [f"--port={p}" for p in svc.ports.values()]
         proc = ManagedProcess(
             f"{svc.name}-forward", argv, log_path=self.run_dir / "logs" / f"{svc.name}-forward.log"
