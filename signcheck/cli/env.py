@@ -34,6 +34,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     up.add_argument("--keep", action="store_true", help="keep the run dir after `env down`")
     up.add_argument("--registry-auth", action="store_true", help="htpasswd auth on the registry")
     up.add_argument("--registry-tls", action="store_true", help="TLS with its own CA")
+    up.add_argument(
+        "--nodes",
+        choices=("kwok", "real"),
+        default="kwok",
+        help="kwok (fake nodes, default) or real (containerd, kubelet, kube-proxy in the "
+        "environment's own network namespace; root)",
+    )
     up.set_defaults(func=cmd_up)
 
     status = esub.add_parser("status", help="each run and whether each service is alive")
@@ -86,6 +93,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         if on
     ]
+    argv.append(f"--nodes={args.nodes}")
     log = (run_dir / "logs" / "supervisor.log").open("ab")
     supervisor = subprocess.Popen(
         argv,

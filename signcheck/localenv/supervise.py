@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--registry-auth", action="store_true")
     parser.add_argument("--registry-tls", action="store_true")
+    parser.add_argument("--nodes", choices=("kwok", "real"), default="kwok")
     args = parser.parse_args(argv)
 
     # Handlers only note the request: a signal in the middle of the boot must not leave
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep,
         registry_auth=args.registry_auth,
         registry_tls=args.registry_tls,
+        node_kind=args.nodes,
     )
     env = LocalEnv(settings, owner_kind="supervisor")
     try:
