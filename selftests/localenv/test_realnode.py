@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -32,9 +33,9 @@ if runc_path() is None or cni_bin_dir() is None:
     )
 
 
-def _run_dir_processes(run_dir: Path) -> list[str]:
+def _processes_naming(marker_text: str) -> list[str]:
     found = []
-    marker = str(run_dir).encode()
+    marker = marker_text.encode()
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit() and proc.name != str(os.getpid()):
             try:
@@ -47,7 +48,8 @@ def _run_dir_processes(run_dir: Path) -> list[str]:
 
 
 def test_a_pod_really_runs_on_the_real_node_and_nothing_is_left(tmp_path: Path) -> None:
-    run_dir = tmp_path / "rn"
+    # A run-id-like name: the shims' command lines carry it (their containerd socket).
+    run_dir = tmp_path / f"selftest-{secrets.token_hex(4)}"
     run_dir.mkdir()
     with NetNs(run_dir) as ns:
         ns.sysctl("net.ipv4.ip_forward", "1")
@@ -79,6 +81,7 @@ def test_a_pod_really_runs_on_the_real_node_and_nothing_is_left(tmp_path: Path) 
     assert seen["teardown_problems"] == []
     # Nothing left: the namespace's holder, every process naming the run, its cgroups.
     assert not is_alive(holder)
-    assert _run_dir_processes(run_dir) == []
+    assert _processes_naming(str(run_dir)) == []
+    assert _processes_naming(run_dir.name) == [], "a containerd shim outlived the node"
     # Every hierarchy, looked up independently of the code under test (v1 and hybrid v2).
     assert not list(Path("/sys/fs/cgroup").glob(f"*/signcheck-{run_dir.name}"))

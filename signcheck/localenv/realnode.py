@@ -93,9 +93,10 @@ def remove_cgroups(name: str, timeout: float = 10) -> list[str]:
 
 
 def kill_shims(run_dir: Path) -> list[int]:
-    """containerd's shims outlive containerd: found by the run dir in their command line."""
+    """containerd's shims outlive containerd: found by the run id in their command line
+    (the containerd socket they are given names it)."""
     killed = []
-    marker = str(run_dir).encode()
+    marker = run_dir.name.encode()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue

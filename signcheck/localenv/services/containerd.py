@@ -19,7 +19,6 @@ from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet
 
 CNI_BIN_DIRS = ("/usr/lib/cni", "/opt/cni/bin")
-SOCKET = Path("/run/signcheck/containerd.sock")
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
 
@@ -65,8 +64,9 @@ class Containerd(Service):
         self.pod_cidr = pod_cidr
         self.sandbox_image = sandbox_image
         # In the run's private /run (a tmpfs of its mount namespace): a socket path must be
-        # short (104 bytes), and run dirs are not.
-        self.socket = SOCKET
+        # short (104 bytes), and run dirs are not. The run id in it names the run in every
+        # shim's command line (`-address`), which is how a cleanup finds them.
+        self.socket = Path(f"/run/signcheck-{run_dir.name}/containerd.sock")
         self.config_path = self.dir / "config.toml"
         self.cni_conf_dir = self.dir / "cni" / "net.d"
         self.certs_dir = self.dir / "certs.d"
@@ -85,7 +85,7 @@ state = '{d / "state"}'
   address = '{self.socket}'
 
 [ttrpc]
-  address = '{SOCKET}.ttrpc'
+  address = '{self.socket}.ttrpc'
 
 [plugins]
   [plugins.'io.containerd.cri.v1.images']
