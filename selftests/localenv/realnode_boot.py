@@ -34,6 +34,7 @@ TOOLS = (
     "containerd-shim-runc-v2",
     "kubelet",
     "kube-proxy",
+    "kyvernopre",
 )
 
 
@@ -105,6 +106,31 @@ def main(run_dir: Path, resolv_conf: Path) -> dict[str, object]:
         seen["phase"] = status.get("phase")
         seen["container_id"] = statuses[0].get("container_id")
         seen["pod_ip"] = status.get("pod_ip")
+        # A pinned binary as an image FROM scratch (how the chart's Kyverno will run): the
+        # static kyverno-init program starts on the node and exits by itself.
+        kyvpre = nodeimage.push_binary_image(
+            client, f"{reg.host}/signcheck-node/kyvernopre", "v1", paths["kyvernopre"], "kyvernopre"
+        )
+        job = pod("init", "realnode", kyvpre.by_digest, "selftest")
+        job["spec"]["restartPolicy"] = "Never"
+        job["spec"]["containers"][0]["args"] = ["--help"]
+        cluster.create(job)
+        done = until(
+            lambda: (
+                (
+                    cluster.core.read_namespaced_pod("init", "realnode").status.phase
+                    in ("Succeeded", "Failed")
+                )
+                or None
+            ),
+            what="the kyvernopre pod to finish",
+            timeout=90,
+            interval=0.5,
+        )
+        finished = cluster.core.read_namespaced_pod("init", "realnode").status
+        term = finished.container_statuses[0].state.terminated
+        seen["binary_image"] = {"phase": finished.phase, "reason": term.reason if term else None}
+        del done
         # The container as the kernel sees it: processes in the run's pod cgroups.
         seen["processes"] = sorted(
             Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()

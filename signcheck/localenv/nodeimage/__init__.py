@@ -1,5 +1,6 @@
-"""Images a real node can run, FROM scratch: the pause image, and the suite's test images
-made runnable (the same static program as entrypoint, beside the run-unique layer).
+"""Images a real node can run, FROM scratch: the pause image, the suite's test images made
+runnable (the same static program as entrypoint, beside the run-unique layer), and images
+of pinned binaries (Kyverno's, for the chart to install in the cluster).
 
 The program is `pause.go` here, built once per (source, Go version) into the tool cache
 with the Go toolchain signcheck builds its tools with; no base image, nothing pulled.
@@ -11,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 from importlib import resources
@@ -66,13 +68,50 @@ def _layer(files: dict[str, tuple[bytes, int]]) -> tuple[Blob, str]:
 def push_pause(client: OciClient, repository: str, tag: str = "3.10") -> PushedImage:
     """The pause image, pushed to the run's registry (the sandbox image of every pod)."""
     layer, diff_id = _layer({"pause": (program().read_bytes(), 0o755)})
+    return _push(client, repository, tag, layer, diff_id, ["/pause"])
+
+
+def _cached_layer(binary: Path, name: str) -> tuple[Blob, str]:
+    """One layer holding `binary` as `/<name>`, compressed once per binary and kept beside
+    the other images in the cache: a 140 MB Kyverno binary takes seconds to gzip."""
+    st = binary.stat()
+    key = hashlib.sha256(f"{binary.resolve()}:{st.st_size}:{st.st_mtime_ns}:{name}".encode())
+    d = places.cache_root() / "images" / "layers" / key.hexdigest()[:24]
+    blob_path, diff_path = d / "layer.tar.gz", d / "diff_id"
+    if blob_path.is_file() and diff_path.is_file():
+        return Blob(LAYER_TAR_GZIP, blob_path.read_bytes()), diff_path.read_text()
+    layer, diff_id = _layer({name: (binary.read_bytes(), 0o755)})
+    d.mkdir(parents=True, exist_ok=True)
+    tmp = d / f".layer.{os.getpid()}"
+    tmp.write_bytes(layer.data)
+    tmp.replace(blob_path)
+    diff_path.write_text(diff_id)
+    return layer, diff_id
+
+
+def push_binary_image(
+    client: OciClient, repository: str, tag: str, binary: Path, name: str
+) -> PushedImage:
+    """An image of one static binary, `/<name>` its entrypoint (what the chart runs)."""
+    layer, diff_id = _cached_layer(binary, name)
+    return _push(client, repository, tag, layer, diff_id, [f"/{name}"])
+
+
+def _push(
+    client: OciClient,
+    repository: str,
+    tag: str,
+    layer: Blob,
+    diff_id: str,
+    entrypoint: list[str],
+) -> PushedImage:
     config = Blob(
         CONFIG_OCI,
         json.dumps(
             {
                 "architecture": "amd64",
                 "os": "linux",
-                "config": {"Entrypoint": ["/pause"]},
+                "config": {"Entrypoint": entrypoint},
                 "rootfs": {"type": "layers", "diff_ids": [diff_id]},
             },
             sort_keys=True,
