@@ -19,7 +19,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_TESTS = ["tests/test_seed.py", "tests/test_teardown.py"]
-MODES = {"serial": [], "n2": ["-n", "2"]}
+MODES = {"serial": [], "n2": ["-n", "2"], "real": ["--nodes", "real"]}
+"""serial and -n 2 on kwok's fake nodes; real: serial on a real node (root)."""
 
 
 def run_once(paths: list[str], extra: list[str]) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--which", default="seed,full")
-    parser.add_argument("--modes", default="serial,n2")
+    parser.add_argument("--modes", default="serial,n2", help="serial, n2, real")
     args = parser.parse_args(argv)
     results = measure(args.which.split(","), args.modes.split(","), args.runs)
     print_table(results)
