@@ -14,17 +14,14 @@ from typing import Any
 
 import pytest
 
+from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.artefacts import forge
 from signcheck.clients import admission, k8s, oci
 from signcheck.clients.admission import Admission
 from signcheck.run.resources import Images
-from signcheck.run.scenarios import MAIN, PolicyRef, Scenarios
+from signcheck.run.scenarios import MAIN, Scenarios
 from signcheck.suite import expect
 from signcheck.target import Target
-
-Admit = Callable[..., Admission]
-MakeNamespace = Callable[..., str]
-PolicyOf = Callable[[str], PolicyRef]
 
 API = pytest.mark.parametrize("api", ["cpol", "ivpol"])
 VARIANT = {"cpol": MAIN, "ivpol": "ivpol"}

@@ -16,17 +16,13 @@ from typing import Any
 
 import pytest
 
+from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s
-from signcheck.clients.admission import Admission
 from signcheck.run.resources import SessionState
-from signcheck.run.scenarios import FORMATS, MAIN, PolicyRef, Scenarios
+from signcheck.run.scenarios import FORMATS, MAIN, Scenarios
 from signcheck.suite import expect
 from signcheck.target import Target
 from signcheck.tools.cosign import Cosign
-
-Admit = Callable[..., Admission]
-MakeNamespace = Callable[..., str]
-PolicyOf = Callable[[str], PolicyRef]
 
 POLICIES = {"cpol-cosign": MAIN, "cpol-sigstorebundle": "bundle", "ivpol": "ivpol"}
 PINNED_KYVERNO = "v1.19.1"

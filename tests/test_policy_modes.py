@@ -4,24 +4,19 @@ ImageValidatingPolicy (Kyverno's successor API)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import pytest
 
+from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import k8s
-from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol, ivpol, policyreports
 from signcheck.run.resources import Images, SessionState
-from signcheck.run.scenarios import PolicyRef, Scenarios
+from signcheck.run.scenarios import Scenarios
 from signcheck.suite import expect
 from signcheck.suite.session import SigncheckRun
 from signcheck.suite.stash import ADMISSIONS, NAMESPACE
 from signcheck.target import Target
-
-Admit = Callable[..., Admission]
-MakeNamespace = Callable[..., str]
-PolicyOf = Callable[[str], PolicyRef]
 
 
 @pytest.mark.scenario(

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 
 import pytest
 import requests
 
+from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import k8s, oci
-from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.errors import EnvironmentNotReady
 from signcheck.run.resources import Images
-from signcheck.run.scenarios import MAIN, PolicyRef, Scenarios
+from signcheck.run.scenarios import MAIN, Scenarios
 from signcheck.suite import expect
 from signcheck.target import Target
-
-Admit = Callable[..., Admission]
-MakeNamespace = Callable[..., str]
-PolicyOf = Callable[[str], PolicyRef]
 
 API = pytest.mark.parametrize("api", ["cpol", "ivpol"])
 

@@ -5,23 +5,18 @@ policy unchanged, for those who want exactly that."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s
-from signcheck.clients.admission import Admission
 from signcheck.kyverno import cpol
 from signcheck.run.resources import Images, SessionState
-from signcheck.run.scenarios import MAIN, PolicyRef
+from signcheck.run.scenarios import MAIN
 from signcheck.suite import expect
 from signcheck.suite.session import SigncheckRun
 from signcheck.target import RUN_LABEL, Target
-
-Admit = Callable[..., Admission]
-MakeNamespace = Callable[..., str]
-PolicyOf = Callable[[str], PolicyRef]
 
 
 @pytest.mark.scenario(

@@ -7,12 +7,11 @@ a positive control beside it, so a denial can only be blamed on the signature.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
+from fixtures.types import Admit, PodFor
 from signcheck.clients import oci
-from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol
 from signcheck.run.resources import Images, SessionState
@@ -23,9 +22,6 @@ from signcheck.tools.cosign import Cosign
 
 # Only the seed's session resources: a run of the seed's tests alone makes nothing more.
 pytestmark = pytest.mark.seed_only
-
-PodFor = Callable[[str, str], dict[str, Any]]
-Admit = Callable[..., Admission]
 
 
 @pytest.mark.scenario(

@@ -7,18 +7,15 @@ from collections.abc import Callable
 
 import pytest
 
+from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s, workloads
 from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.run.resources import Images
-from signcheck.run.scenarios import MAIN, PolicyRef
+from signcheck.run.scenarios import MAIN
 from signcheck.suite import expect
 from signcheck.suite.session import SigncheckRun
 from signcheck.target import Target
-
-Admit = Callable[..., Admission]
-MakeNamespace = Callable[..., str]
-PolicyOf = Callable[[str], PolicyRef]
 
 API = pytest.mark.parametrize("api", ["cpol", "ivpol"])
 VARIANT = {"cpol": MAIN, "ivpol": "ivpol"}
