@@ -22,6 +22,7 @@ from signcheck.report.summary import admission_text
 from signcheck.run import interrupts, stale
 from signcheck.suite import html
 from signcheck.suite.collector import Collector
+from signcheck.suite.interrupt_report import drop_lineless_entries
 from signcheck.suite.session import SigncheckRun, attach, find_run, get_run
 from signcheck.suite.stash import ADMISSIONS, COMPAT, NAMESPACE, STARTED
 
@@ -61,6 +62,12 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.self_contained_html = True
         if not config.option.xmlpath:
             config.option.xmlpath = str(run.reports_dir / "junit.xml")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    # Before the terminal reporter renders it (see signcheck.suite.interrupt_report).
+    drop_lineless_entries(excinfo)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
