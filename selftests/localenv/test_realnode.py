@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from selftests.safety.harness import processes_naming
 from signcheck.localenv.netns import NetNs, missing_tools
 from signcheck.localenv.process import is_alive
 from signcheck.localenv.services.containerd import cni_bin_dir, runc_path
@@ -31,20 +32,6 @@ if runc_path() is None or cni_bin_dir() is None:
         "(apt-get install runc containernetworking-plugins)",
         allow_module_level=True,
     )
-
-
-def _processes_naming(marker_text: str) -> list[str]:
-    found = []
-    marker = marker_text.encode()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and proc.name != str(os.getpid()):
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(cmdline.replace(b"\0", b" ").decode()[:200])
-    return found
 
 
 def test_a_pod_really_runs_on_the_real_node_and_nothing_is_left(tmp_path: Path) -> None:
@@ -84,7 +71,7 @@ def test_a_pod_really_runs_on_the_real_node_and_nothing_is_left(tmp_path: Path) 
     assert seen["teardown_problems"] == []
     # Nothing left: the namespace's holder, every process naming the run, its cgroups.
     assert not is_alive(holder)
-    assert _processes_naming(str(run_dir)) == []
-    assert _processes_naming(run_dir.name) == [], "a containerd shim outlived the node"
+    assert processes_naming(str(run_dir)) == []
+    assert processes_naming(run_dir.name) == [], "a containerd shim outlived the node"
     # Every hierarchy, looked up independently of the code under test (v1 and hybrid v2).
     assert not list(Path("/sys/fs/cgroup").glob(f"*/signcheck-{run_dir.name}"))

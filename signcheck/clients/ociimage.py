@@ -40,17 +40,38 @@ class Blob:
         return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data)}
 
 
+def tar_layer(files: dict[str, bytes]) -> tuple[Blob, str]:
+    """A gzip'd tar layer of `files` (path -> content, all 0755, parent directories made)
+    and its diff_id; the same files always give the same bytes (mtime 0 throughout)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for dirname in sorted({p.rsplit("/", 1)[0] for p in files if "/" in p}):
+            info = tarfile.TarInfo(dirname)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for path, content in files.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mode = len(content), 0o755
+            tar.addfile(info, io.BytesIO(content))
+    data = raw.getvalue()
+    return Blob(LAYER_TAR_GZIP, gzip.compress(data, mtime=0)), "sha256:" + hashlib.sha256(
+        data
+    ).hexdigest()
+
+
+def manifest_for(config: Blob, layers: list[Blob]) -> dict[str, Any]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_OCI,
+        "config": config.descriptor(),
+        "layers": [b.descriptor() for b in layers],
+    }
+
+
 @functools.cache
 def _program_layer(program: bytes) -> tuple[Blob, str]:
     """The layer holding the runnable program (the same bytes in every image: made once)."""
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(PROGRAM)
-        info.size, info.mode = len(program), 0o755
-        tar.addfile(info, io.BytesIO(program))
-    data = raw.getvalue()
-    diff_id = "sha256:" + hashlib.sha256(data).hexdigest()
-    return Blob(LAYER_TAR_GZIP, gzip.compress(data, mtime=0)), diff_id
+    return tar_layer({PROGRAM: program})
 
 
 def build_image(
@@ -68,21 +89,8 @@ def build_image(
         f"signcheck/{name}": f"signcheck test image {name}\nnonce {nonce}\n".encode(),
         "bin/true": b"#!/bin/sh\nexit 0\n",
     }
-    raw_tar = io.BytesIO()
-    with tarfile.open(fileobj=raw_tar, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for dirname in sorted({p.rsplit("/", 1)[0] for p in files}):
-            info = tarfile.TarInfo(dirname)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            tar.addfile(info)
-        for path, content in files.items():
-            info = tarfile.TarInfo(path)
-            info.size, info.mode = len(content), 0o755
-            tar.addfile(info, io.BytesIO(content))
-    uncompressed = raw_tar.getvalue()
-    # mtime=0: the same content always compresses to the same bytes.
-    layer = Blob(LAYER_TAR_GZIP, gzip.compress(uncompressed, mtime=0))
-    layers = [layer]
-    diff_ids = ["sha256:" + hashlib.sha256(uncompressed).hexdigest()]
+    layer, diff_id = tar_layer(files)
+    layers, diff_ids = [layer], [diff_id]
     if program is not None:
         app, app_diff = _program_layer(program)
         layers, diff_ids = [app, layer], [app_diff, *diff_ids]
@@ -100,10 +108,4 @@ def build_image(
         "history": [{"created_by": "signcheck.clients.ociimage.build_image"}],
     }
     config = Blob(CONFIG_OCI, json.dumps(config_doc, sort_keys=True).encode())
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_OCI,
-        "config": config.descriptor(),
-        "layers": [b.descriptor() for b in layers],
-    }
-    return config, layer, manifest, layers
+    return config, layer, manifest_for(config, layers), layers

@@ -217,9 +217,9 @@ class RealNode:
     def stop(self) -> list[str]:
         """Containers first (by cgroup), then the daemons, the shims, the cgroups."""
         problems: list[str] = []
-        for proc in reversed(self.processes):
-            if proc.name == "kubelet":
-                proc.stop()
+        if self.kubelet.process is not None:
+            # First, so it does not restart the containers killed next.
+            self.kubelet.process.stop()
         problems += remove_cgroups(self.cgroup)
         for proc in reversed(self.processes):
             proc.stop()

@@ -8,19 +8,23 @@ with the Go toolchain signcheck builds its tools with; no base image, nothing pu
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
 import subprocess
-import tarfile
 from importlib import resources
 from pathlib import Path
 
 from signcheck import places
 from signcheck.clients.oci import OciClient, PushedImage
-from signcheck.clients.ociimage import CONFIG_OCI, LAYER_TAR_GZIP, MANIFEST_OCI, Blob
+from signcheck.clients.ociimage import (
+    CONFIG_OCI,
+    LAYER_TAR_GZIP,
+    MANIFEST_OCI,
+    Blob,
+    manifest_for,
+    tar_layer,
+)
 from signcheck.errors import ToolError
 from signcheck.tools import gobuild
 
@@ -52,22 +56,9 @@ def program() -> Path:
     return out
 
 
-def _layer(files: dict[str, tuple[bytes, int]]) -> tuple[Blob, str]:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, (content, mode) in sorted(files.items()):
-            info = tarfile.TarInfo(path)
-            info.size, info.mode = len(content), mode
-            tar.addfile(info, io.BytesIO(content))
-    data = raw.getvalue()
-    return Blob(LAYER_TAR_GZIP, gzip.compress(data, mtime=0)), "sha256:" + hashlib.sha256(
-        data
-    ).hexdigest()
-
-
 def push_pause(client: OciClient, repository: str, tag: str = "3.10") -> PushedImage:
     """The pause image, pushed to the run's registry (the sandbox image of every pod)."""
-    layer, diff_id = _layer({"pause": (program().read_bytes(), 0o755)})
+    layer, diff_id = tar_layer({"pause": program().read_bytes()})
     return _push(client, repository, tag, layer, diff_id, ["/pause"])
 
 
@@ -80,7 +71,7 @@ def _cached_layer(binary: Path, name: str) -> tuple[Blob, str]:
     blob_path, diff_path = d / "layer.tar.gz", d / "diff_id"
     if blob_path.is_file() and diff_path.is_file():
         return Blob(LAYER_TAR_GZIP, blob_path.read_bytes()), diff_path.read_text()
-    layer, diff_id = _layer({name: (binary.read_bytes(), 0o755)})
+    layer, diff_id = tar_layer({name: binary.read_bytes()})
     d.mkdir(parents=True, exist_ok=True)
     tmp = d / f".layer.{os.getpid()}"
     tmp.write_bytes(layer.data)
@@ -117,12 +108,7 @@ def _push(
             sort_keys=True,
         ).encode(),
     )
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_OCI,
-        "config": config.descriptor(),
-        "layers": [layer.descriptor()],
-    }
+    manifest = manifest_for(config, [layer])
     client.push_blob(repository, layer.media_type, layer.data)
     client.push_blob(repository, config.media_type, config.data)
     raw = json.dumps(manifest, separators=(",", ":")).encode()
