@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selftests.safety import hold
 from signcheck.clients.k8s import Cluster
 from signcheck.clients.oci import OciClient
 from signcheck.kyverno.cpol import Policies
@@ -77,12 +78,22 @@ class SuiteRun:
 
     @classmethod
     def start(
-        cls, dirs: Dirs, reports: Path, *args: str, env: dict[str, str] | None = None
+        cls,
+        dirs: Dirs,
+        reports: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        hold_at: str = "",
     ) -> SuiteRun:
+        """Start the suite; `hold_at` names a test the run stays inside until `release()`."""
         reports.mkdir(parents=True, exist_ok=True)
         out_path = reports / "terminal.txt"
         argv = [sys.executable, "-m", "pytest", *SEED_TESTS, "-p", "no:cacheprovider", "-rA"]
         argv += ["--signcheck-reports", str(reports), *args]
+        env = dict(env or dirs.environ())
+        if hold_at:
+            argv += ["-p", "selftests.safety.hold"]
+            env.update({hold.HOLD_AT: hold_at, hold.HOLD_DIR: str(reports / "hold")})
         out = out_path.open("w")
         proc = subprocess.Popen(
             argv,
@@ -90,7 +101,7 @@ class SuiteRun:
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
-            env=env or dirs.environ(),
+            env=env,
             preexec_fn=_default_sigint,
         )
         out.close()
@@ -146,6 +157,15 @@ class SuiteRun:
     def wait_until(self, probe: Any, what: str, timeout: float = 120) -> Any:
         """`probe()` truthy, or fail (early, with the run's output, if the run exits)."""
         return _until(probe, what, timeout, self)
+
+    def wait_held(self, timeout: float = 180) -> None:
+        """The `hold_at` test has run its body and waits, its fixtures still in place."""
+        held = self.reports / "hold" / "held"
+        _until(held.exists, f"the run to hold inside {held.parent}", timeout, self)
+
+    def release(self) -> None:
+        (self.reports / "hold").mkdir(parents=True, exist_ok=True)
+        (self.reports / "hold" / "release").touch()
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)

@@ -28,6 +28,8 @@ from signcheck.localenv.services.containerd import cni_bin_dir, runc_path
 pytestmark = [pytest.mark.integration]
 
 ONE_TEST = ["-k", "test_signature_artefact_names_the_digest"]
+# Signals land while the run holds inside SEED-05 (its namespace and pod exist): see hold.py.
+MID_TEST = "test_signed_pod_admitted_and_running"
 
 
 def _cluster_of(run: SuiteRun) -> Cluster:
@@ -58,9 +60,10 @@ def test_failing_tests_leave_nothing(dirs: Dirs) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupted_run_cleans_up_after_itself(dirs: Dirs, sig: signal.Signals) -> None:
-    run = SuiteRun.start(dirs, dirs.suite.parent / "reports")
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", hold_at=MID_TEST)
     run.wait_run_id()
     cluster = _cluster_of(run)
+    run.wait_held()
     run.wait_namespaces(cluster)  # mid-run: a test's namespace exists
     assert local_leftovers(run), "nothing of the run exists yet: the interrupt proves nothing"
     run.signal(sig)
@@ -71,8 +74,9 @@ def test_interrupted_run_cleans_up_after_itself(dirs: Dirs, sig: signal.Signals)
 
 
 def test_kill9_then_next_run_removes_everything(dirs: Dirs) -> None:
-    run = SuiteRun.start(dirs, dirs.suite.parent / "reports")
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", hold_at=MID_TEST)
     run.wait_run_id()
+    run.wait_held()
     run.wait_namespaces(_cluster_of(run))
     run.signal(signal.SIGKILL)
     assert run.wait(30) == -signal.SIGKILL
@@ -92,8 +96,9 @@ def test_kill9_then_next_run_removes_everything(dirs: Dirs) -> None:
 
 
 def test_kill9_then_cleanup_command(dirs: Dirs) -> None:
-    run = SuiteRun.start(dirs, dirs.suite.parent / "reports")
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", hold_at=MID_TEST)
     run.wait_run_id()
+    run.wait_held()
     run.wait_namespaces(_cluster_of(run))
     run.signal(signal.SIGKILL)
     run.wait(30)
@@ -131,8 +136,9 @@ def test_kill9_during_boot_then_cleanup_command(dirs: Dirs) -> None:
 
 
 def test_kill9_of_a_two_worker_run_then_next_run_removes_everything(dirs: Dirs) -> None:
-    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", "-n", "2")
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", "-n", "2", hold_at=MID_TEST)
     run.wait_run_id()
+    run.wait_held()
     run.wait_namespaces(_cluster_of(run))
     run.signal(signal.SIGKILL)
     assert run.wait(30) == -signal.SIGKILL
@@ -147,12 +153,15 @@ def test_kill9_of_a_two_worker_run_then_next_run_removes_everything(dirs: Dirs) 
 
 
 def test_cleanup_refuses_a_live_run(dirs: Dirs) -> None:
-    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", *ONE_TEST)
+    hold_at = ONE_TEST[1]
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", *ONE_TEST, hold_at=hold_at)
     run.wait_run_id()
+    run.wait_held()
     try:
         refused = signcheck_cli(dirs, "cleanup", "--run", run.run_id, "--runs-dir", str(dirs.suite))
         stale = signcheck_cli(dirs, "cleanup", "--all-stale", "--runs-dir", str(dirs.suite))
     finally:
+        run.release()
         code = run.wait()
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "is still running" in refused.stderr
@@ -168,9 +177,12 @@ def test_cluster_kill9_then_cleanup_removes_objects_and_images(
     dirs: Dirs, env_up: EnvFactory
 ) -> None:
     remote = env_up()
-    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", *remote.target_args())
+    run = SuiteRun.start(
+        dirs, dirs.suite.parent / "reports", *remote.target_args(), hold_at=MID_TEST
+    )
     run.wait_run_id()
     run.wait_file("resources.json")
+    run.wait_held()
     run.wait_namespaces(remote.cluster)
     run.signal(signal.SIGKILL)
     run.wait(30)
@@ -186,8 +198,11 @@ def test_cluster_kill9_then_cleanup_removes_objects_and_images(
 
 def test_cluster_ctrl_c_removes_objects_and_images(dirs: Dirs, env_up: EnvFactory) -> None:
     remote = env_up()
-    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", *remote.target_args())
+    run = SuiteRun.start(
+        dirs, dirs.suite.parent / "reports", *remote.target_args(), hold_at=MID_TEST
+    )
     run.wait_run_id()
+    run.wait_held()
     run.wait_namespaces(remote.cluster)
     assert remote.leftovers(run.run_id)
     run.signal(signal.SIGINT)
@@ -201,9 +216,10 @@ def test_cluster_ctrl_c_removes_objects_and_images(dirs: Dirs, env_up: EnvFactor
     reason="a real node needs Debian's runc and containernetworking-plugins",
 )
 def test_kill9_of_a_real_node_run_with_a_running_pod_then_cleanup(dirs: Dirs) -> None:
-    seed05 = ["-k", "test_signed_pod_admitted_and_running", "--nodes", "real"]
-    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", *seed05)
+    seed05 = ["-k", MID_TEST, "--nodes", "real"]
+    run = SuiteRun.start(dirs, dirs.suite.parent / "reports", *seed05, hold_at=MID_TEST)
     run.wait_run_id()
+    run.wait_held()
     # The test's container really runs: the run's static program in the run's cgroups.
     run.wait_until(
         lambda: "/signcheck-app" in node_processes(run.run_id), "the signed pod's container"
