@@ -1,4 +1,4 @@
-"""A TLS front for a plain-HTTP server on loopback: `python -m signcheck.localenv.tlsproxy`.
+"""A TLS front for a plain-HTTP server on loopback, run by path: `python -I tlsproxy.py`.
 
 cosign's awskms provider always speaks HTTPS to a custom endpoint, and the local KMS serves
 plain HTTP; this terminates TLS with a certificate from the run's own CA and forwards bytes.

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 
 from signcheck.artefacts import kms
-from signcheck.localenv import pki
+from signcheck.localenv import pki, tlsproxy
 from signcheck.localenv.ports import free_port
 from signcheck.localenv.probes import http_probe, ssl_context
 from signcheck.localenv.process import Probe
@@ -52,8 +52,8 @@ class KmsServer(Service):
 
 
 class TlsFront(Service):
-    """`python -m signcheck.localenv.tlsproxy`: HTTPS with a CA of its own, in front of
-    local-kms (the AWS SDK speaks only HTTPS)."""
+    """`python -I .../tlsproxy.py`: HTTPS with a CA of its own, in front of local-kms (the
+    AWS SDK speaks only HTTPS)."""
 
     name = "local-kms-tls"
 
@@ -71,9 +71,11 @@ class TlsFront(Service):
         )
 
     def argv(self) -> list[str]:
+        # By path, isolated: the proxy is stdlib only, and `-m` would import the package's
+        # __init__ (the whole environment and the Kubernetes client, ~45 MB resident).
         return [
-            "-m",
-            "signcheck.localenv.tlsproxy",
+            "-I",
+            str(Path(tlsproxy.__file__)),
             "--listen",
             str(self.ports["https"]),
             "--backend",
