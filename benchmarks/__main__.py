@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import admission, env_boot, peer, scaling, suite, tools_bench
+from signcheck.errors import ConfigError
+from signcheck.localenv.realnode import check_prerequisites
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SECTIONS = ("tools", "env", "suite", "admission", "scaling", "peer")
@@ -36,17 +38,36 @@ def machine() -> dict[str, Any]:
     }
 
 
+def real_node_missing() -> str:
+    """Why the real-node rows cannot run here ("" when they can)."""
+    try:
+        check_prerequisites()
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
 def run(sections: list[str], quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "machine": machine()}
+    # Both node kinds side by side in one run; a machine without runc/CNI says so in the
+    # results instead of silently dropping the rows.
+    missing = real_node_missing()
+    if missing:
+        out["real_node_skipped"] = missing
+        print(f"(real-node rows skipped: {missing})")
     if "tools" in sections:
         print("== tools")
         out["tools"] = tools_bench.main(["--runs", "3" if quick else "5"])
     if "env" in sections:
         print("== environment boot and teardown")
         out["env"] = env_boot.main(["--runs", "2" if quick else "5"])
+        if not missing:
+            print("== environment boot and teardown, real node")
+            out["env_real"] = env_boot.main(["--runs", "2" if quick else "5", "--nodes", "real"])
     if "suite" in sections:
         print("== suite wall time")
-        out["suite"] = suite.main(["--runs", "1" if quick else "3"])
+        modes = "serial,n2" if missing else "serial,n2,real"
+        out["suite"] = suite.main(["--runs", "1" if quick else "3", "--modes", modes])
     if "admission" in sections:
         print("== admission latency")
         out["admission"] = admission.main(["--creates", "20" if quick else "200"])
