@@ -158,14 +158,18 @@ class SuiteRun:
         """`probe()` truthy, or fail (early, with the run's output, if the run exits)."""
         return _until(probe, what, timeout, self)
 
+    @property
+    def hold_dir(self) -> Path:
+        return self.reports / "hold"
+
     def wait_held(self, timeout: float = 180) -> None:
         """The `hold_at` test has run its body and waits, its fixtures still in place."""
-        held = self.reports / "hold" / "held"
-        _until(held.exists, f"the run to hold inside {held.parent}", timeout, self)
+        held = self.hold_dir / "held"
+        _until(held.exists, f"the run to hold inside {self.hold_dir}", timeout, self)
 
     def release(self) -> None:
-        (self.reports / "hold").mkdir(parents=True, exist_ok=True)
-        (self.reports / "hold" / "release").touch()
+        self.hold_dir.mkdir(parents=True, exist_ok=True)
+        (self.hold_dir / "release").touch()
 
     def signal(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
