@@ -134,12 +134,19 @@ class Target:
             nodes = "the cluster's own"
         else:
             nodes = "real (containerd + kubelet)" if self.containers_run else "kwok (fake)"
-        kyverno = (
-            f"Helm release {self.extra['kyverno_release']['name']}"
-            if self.extra and self.extra.get("kyverno_release")
-            else ("out of cluster, processes of the run" if self.disposable else "existing")
-        )
-        return {"nodes": nodes, "kyverno": kyverno}
+        release = (self.extra or {}).get("kyverno_release")
+        if not release:
+            kyverno = "out of cluster, processes of the run" if self.disposable else "existing"
+            return {"nodes": nodes, "kyverno": kyverno}
+        chart = str(release.get("chart_version") or release.get("chart"))
+        namespace = release.get("namespace", self.kyverno_namespace)
+        return {
+            "nodes": nodes,
+            "kyverno": f"in cluster, Helm release {release['name']} ({chart})",
+            "kyverno_release": f"{namespace}/{release['name']}",
+            "kyverno_chart": chart,
+            "kyverno_app_version": str(release.get("app_version") or ""),
+        }
 
     def to_json(self) -> str:
         data = asdict(self)

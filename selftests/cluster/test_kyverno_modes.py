@@ -78,6 +78,38 @@ def test_chart_3_ignores_replica_count() -> None:
     assert _by_kind(only_seed_key, "Deployment", name)["spec"].get("replicas") != 3  # type: ignore[union-attr]
 
 
+def test_chart_renders_the_real_nodes_values_with_only_mirrored_images() -> None:
+    """The local real node's values (`localenv.incluster`) over the seed's: every image the
+    chart would run is one the environment pushes into its registry (a hook needing
+    another image would hang the install offline), Kyverno shares the node's network, and
+    its registry client is offline (plain HTTP, no cloud credential helpers)."""
+    _need_helm()
+    from signcheck.kyverno.install import deep_merge
+    from signcheck.localenv import incluster
+
+    host = "127.0.0.1:5999"
+    values = deep_merge(
+        helm.seed_kyverno_values(helm.RegCred(host, "u", "p")),
+        incluster.chart_values(host, insecure=True),
+    )
+    docs = helm.Helm.pinned().template(values)
+    mirrored = {f"{host}/{repo}:{incluster.image_tag()}" for repo in incluster.IMAGES.values()}
+    images = set()
+    for doc in docs:
+        spec = (doc.get("spec") or {}).get("template", {}).get("spec") or doc.get("spec") or {}  # type: ignore[union-attr]
+        for key in ("containers", "initContainers"):
+            images |= {c["image"] for c in spec.get(key) or []}  # type: ignore[union-attr]
+    assert images and images <= mirrored, f"not mirrored: {sorted(images - mirrored)}"
+    assert not [d for d in docs if d.get("kind") == "Job"], "a hook Job would need another image"
+    deploy = _by_kind(docs, "Deployment", "kyverno-admission-controller")
+    pod = deploy["spec"]["template"]["spec"]  # type: ignore[index]
+    assert pod["hostNetwork"] is True
+    (ctr,) = [c for c in pod["containers"] if c["name"] == "kyverno"]
+    assert "--allowInsecureRegistry=true" in ctr["args"]
+    assert "--registryCredentialHelpers=" in ctr["args"]
+    assert "--imagePullSecrets=regcred" in ctr["args"]
+
+
 # -- install mode --------------------------------------------------------------------
 
 

@@ -41,6 +41,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="kwok (fake nodes, default) or real (containerd, kubelet, kube-proxy in the "
         "environment's own network namespace; root)",
     )
+    up.add_argument(
+        "--kyverno",
+        choices=("process", "helm"),
+        default=None,
+        help="process: Kyverno's controllers run by the environment (the default with kwok); "
+        "helm: Kyverno's images mirrored into the registry and chart values written, for "
+        "`helm install` or `pytest --target cluster --kyverno-mode install --kyverno-values "
+        "<kyverno_values>` (the default with --nodes real: the seed's flow)",
+    )
     up.set_defaults(func=cmd_up)
 
     status = esub.add_parser("status", help="each run and whether each service is alive")
@@ -75,6 +84,9 @@ def _select(run: str | None) -> list[EnvState]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    kyverno = args.kyverno or ("helm" if args.nodes == "real" else "process")
+    # Checked before anything starts: the spec refuses Kyverno in the cluster on kwok.
+    EnvSpec(node_kind=args.nodes, kyverno=kyverno)
     timeouts = Timeouts.from_env()
     root = env_runs()
     for line in reap_abandoned(root, timeouts):
@@ -93,7 +105,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         if on
     ]
-    argv.append(f"--nodes={args.nodes}")
+    argv += [f"--nodes={args.nodes}", f"--kyverno={kyverno}"]
     log = (run_dir / "logs" / "supervisor.log").open("ab")
     supervisor = subprocess.Popen(
         argv,
@@ -146,6 +158,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         + ("  (credentials: " + reg["credentials_path"] + ")" if reg["auth"] else "")
     )
     print(f"  run dir     {info['run_dir']}")
+    if info.get("kyverno_values"):
+        print("  Kyverno     not installed; its images are in the registry, values in")
+        print(f"              {info['kyverno_values']} (--kyverno-mode install --kyverno-values)")
     print(f"  export KUBECONFIG={info['kubeconfig']}")
     return 0
 

@@ -38,6 +38,18 @@ class Release:
     chart: str
     created_namespace: bool = False
     values_summary: dict[str, Any] = field(default_factory=dict)
+    chart_version: str | None = None
+    """What Helm installed (`kyverno-3.9.1`), as `helm list` reports it."""
+    app_version: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "chart": self.chart,
+            "chart_version": self.chart_version,
+            "app_version": self.app_version,
+        }
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -65,10 +77,15 @@ def regcred(settings: Settings, registry: Registry) -> helm.RegCred | None:
     return None
 
 
-def kyverno_values(settings: Settings, registry: Registry) -> dict[str, Any]:
+def kyverno_values(
+    settings: Settings, registry: Registry, environment: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What the run installs Kyverno with: the seed's `--set` values (`helm.seed_kyverno_values`)
-    and the regcred from the registry credentials, under the user's `--kyverno-values`."""
+    and the regcred from the registry credentials, then the environment's values (the local
+    target's image mirror), all under the user's `--kyverno-values`."""
     values = helm.seed_kyverno_values(regcred(settings, registry))
+    if environment:
+        values = deep_merge(values, environment)
     if settings.kyverno_values:
         extra = yaml.safe_load(settings.kyverno_values.read_text()) or {}
         if not isinstance(extra, dict):
@@ -105,7 +122,11 @@ def remove_kyverno_webhooks(cluster: Cluster, namespace: str) -> list[str]:
 
 @contextlib.contextmanager
 def kyverno_release(
-    settings: Settings, cluster: Cluster, registry: Registry, run_id: str
+    settings: Settings,
+    cluster: Cluster,
+    registry: Registry,
+    run_id: str,
+    environment: dict[str, Any] | None = None,
 ) -> Iterator[Release]:
     """`helm install kyverno` as the seed does (namespace, one replica, regcred)."""
     h = helm.Helm.pinned(cluster.kubeconfig, cluster.context)
@@ -118,7 +139,7 @@ def kyverno_release(
         "run with --kyverno-mode existing (the run never upgrades a Kyverno it did not install)",
     )
     chart = settings.kyverno_chart or str(helm.bundled_chart())
-    values = kyverno_values(settings, registry)
+    values = kyverno_values(settings, registry, environment)
     release = Release(helm.KYVERNO_RELEASE, namespace, chart)
     release.created_namespace = _ensure_namespace(cluster, namespace, run_id)
     try:
@@ -132,10 +153,19 @@ def kyverno_release(
             )
         except ToolError as err:
             raise _install_error(err, "Kyverno", namespace) from err
+        _describe(h, release)
         yield release
     finally:
         if not settings.keep:
             uninstall(cluster, h, release)
+
+
+def _describe(h: helm.Helm, release: Release) -> None:
+    """The chart and app version Helm recorded for the release, for the summary."""
+    for r in h.releases(release.namespace):
+        if r.get("name") == release.name:
+            release.chart_version = r.get("chart")
+            release.app_version = r.get("app_version")
 
 
 @contextlib.contextmanager

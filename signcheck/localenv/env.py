@@ -17,10 +17,11 @@ from types import TracebackType
 
 from kubernetes.client.exceptions import ApiException
 
+from signcheck.clients.oci import OciClient
 from signcheck.errors import EnvironmentNotReady, SigncheckError, ToolNotFound
 from signcheck.localenv import crds as crdlib
+from signcheck.localenv import incluster, readiness
 from signcheck.localenv import kubeapi as kubelib
-from signcheck.localenv import readiness
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.kyvernoprep import ca_bundle, prepare_kyverno
 from signcheck.localenv.process import ManagedProcess
@@ -109,6 +110,7 @@ class LocalEnv:
         else:
             self.nodes = [f"kwok-node-{i}" for i in range(self.settings.nodes)]
         self._lock: OwnerLock | None = None
+        self._kyverno_values: Path | None = None
         self._kube: kubelib.Kube | None = None
         self._info: EnvInfo | None = None
         self.boot_seconds: float | None = None
@@ -147,9 +149,8 @@ class LocalEnv:
 
     def start(self) -> EnvInfo:
         started = self._last_mark = time.monotonic()
+        paths, self.versions = resolve_tools(self._tools())
         real = self.settings.node_kind == "real"
-        kwok_free = tuple(t for t in TOOLS if t != "kwok")
-        paths, self.versions = resolve_tools(kwok_free + NODE_TOOLS if real else TOOLS)
         self._mark("resolve tools")
         # A crashed earlier run must not hold ports, pids or disk before this one boots.
         reap_abandoned(self.settings.runs_root, self.timeouts, exclude=self.run_id)
@@ -179,6 +180,15 @@ class LocalEnv:
         self.state.info = self._info.as_dict()
         self.state.save()
         return self._info
+
+    def _tools(self) -> tuple[str, ...]:
+        if self.settings.node_kind != "real":
+            return TOOLS
+        tools = tuple(t for t in TOOLS if t != "kwok") + NODE_TOOLS
+        if self.settings.kyverno == "helm":
+            tools = tuple(t for t in tools if t not in ("kyverno", "reports-controller"))
+            tools += incluster.TOOLS
+        return tools
 
     def stop(self) -> list[str]:
         """Tear down in reverse; safe to call again. Returns the problems met, if any."""
@@ -259,8 +269,11 @@ class LocalEnv:
 
     def _boot(self, paths: dict[str, Path], deadline: float) -> None:
         s, t, run = self.settings, self.timeouts, self.run_dir
+        helm = s.kyverno == "helm"
         crds = crdlib.load_crds()
-        seed = ensure_seed(paths, self.versions, crds, t) if s.seed_etcd else None
+        # The snapshot holds Kyverno's CRDs; a Helm install brings its own (and refuses
+        # CRDs it did not create).
+        seed = ensure_seed(paths, self.versions, crds, t) if s.seed_etcd and not helm else None
         self._mark("etcd seed")
         registry = Registry(run, paths["registry"], t, auth=s.registry_auth, tls=s.registry_tls)
         etcd = Etcd(run, paths["etcd"], t, seed=seed)
@@ -269,7 +282,8 @@ class LocalEnv:
             proc.wait_ready()
         self._mark("registry + etcd")
 
-        api = KubeAPIServer(run, paths["kube-apiserver"], t, etcd.url)
+        advertise = self.world.ns.addresses.bridge_ip if self.world is not None else None
+        api = KubeAPIServer(run, paths["kube-apiserver"], t, etcd.url, advertise=advertise)
         self._spawn(api).wait_ready()
         self._mark("kube-apiserver")
         kube = self.kube()
@@ -293,8 +307,16 @@ class LocalEnv:
                 nodes = pool.submit(self._create_nodes, kube)
             else:
                 nodes = pool.submit(self._real_node, paths, api, registry, kube)
-            prepare_kyverno(kube, None if seed else crds, registry)
+            if helm:
+                self._kyverno_for_helm(paths, registry)
+            else:
+                prepare_kyverno(kube, None if seed else crds, registry)
             nodes.result()
+        if helm:
+            for proc in second:
+                proc.wait_ready()
+            self._mark("nodes, controllers, Kyverno's images")
+            return
         wait_for(
             "Kyverno's CRDs to be served",
             crdlib.discovery_probe(kube, crds),
@@ -346,6 +368,12 @@ class LocalEnv:
         self._mark("kyverno webhooks")
         self._canary(kube, deadline)
         self._mark("canary policy Ready")
+
+    def _kyverno_for_helm(self, paths: dict[str, Path], registry: Registry) -> None:
+        client = OciClient(registry.as_target())
+        incluster.push_images(client, registry.host, paths)
+        values = incluster.chart_values(registry.host, insecure=not registry.tls)
+        self._kyverno_values = incluster.write_values(self.run_dir / incluster.VALUES_FILE, values)
 
     def _real_node(
         self, paths: dict[str, Path], api: KubeAPIServer, registry: Registry, kube: kubelib.Kube
@@ -402,6 +430,8 @@ class LocalEnv:
             ),
             nodes=list(self.nodes),
             node_kind=self.settings.node_kind,
+            kyverno=self.settings.kyverno,
+            kyverno_values=str(self._kyverno_values) if self._kyverno_values else None,
             pids=pids,
             ports={n: dict(s.ports) for n, s in self.services.items() if s.ports},
             versions=dict(self.versions),

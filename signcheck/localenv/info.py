@@ -52,6 +52,10 @@ class EnvInfo:
     kyverno_namespace: str = "kyverno"
     node_kind: str = "kwok"
     """kwok (fake nodes) or real (containerd and kubelet in the run's namespaces)."""
+    kyverno: str = "process"
+    """process (Kyverno's controllers run by the environment) or helm (left to a Helm
+    install: its images are in the registry, its values in `kyverno_values`)."""
+    kyverno_values: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

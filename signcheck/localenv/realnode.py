@@ -29,7 +29,6 @@ from signcheck.localenv.services.base import Service
 from signcheck.localenv.services.containerd import Containerd, cni_bin_dir, runc_path
 from signcheck.localenv.services.kubelet import Kubelet, KubeProxy
 from signcheck.localenv.services.registry import USERNAME, Registry
-from signcheck.target import Registry as RegistryTarget
 from signcheck.timeouts import Timeouts
 
 CGROUP_BASE = Path("/sys/fs/cgroup")
@@ -294,14 +293,8 @@ class NodeWorld:
         """The pause image into the run's registry, then the node (containerd pulls with
         node-level credentials, as a cloud node does with its service account)."""
         creds = (USERNAME, registry.password) if registry.auth else None
-        target = RegistryTarget(
-            registry.host,
-            "https" if registry.tls else "http",
-            ca_file=registry.ca_path,
-            username=creds[0] if creds else None,
-            password=creds[1] if creds else None,
-        )
-        pause = nodeimage.push_pause(OciClient(target), f"{registry.host}/signcheck-node/pause")
+        client = OciClient(registry.as_target())
+        pause = nodeimage.push_pause(client, f"{registry.host}/signcheck-node/pause")
         addresses = self.ns.addresses
         spec = NodeSpec(
             name=NODE_NAME,

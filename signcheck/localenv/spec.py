@@ -27,6 +27,11 @@ class EnvSpec:
     node_kind: Literal["kwok", "real"] = "kwok"
     """kwok: fake nodes (the fast loop); real: containerd, kubelet and kube-proxy in the
     run's own namespaces (`signcheck.localenv.realnode`)."""
+    kyverno: Literal["process", "helm"] = "process"
+    """process: Kyverno's controllers run as processes of the environment (out of cluster);
+    helm: the environment mirrors Kyverno's images into its registry and writes the chart
+    values (`signcheck.localenv.incluster`), and Kyverno is installed in the cluster by Helm
+    (by the suite, or by the user with `--kyverno-mode install`). Real nodes only."""
     reports_controller: bool = True
     #: Start etcd from a cached copy that already holds Kyverno's CRDs (see `seed`).
     seed_etcd: bool = True
@@ -35,6 +40,11 @@ class EnvSpec:
     def __post_init__(self) -> None:
         if self.nodes < 1:
             raise ConfigError(f"nodes must be at least 1, got {self.nodes}")
+        if self.kyverno == "helm" and self.node_kind != "real":
+            raise ConfigError(
+                "Kyverno installed in the cluster needs a node that runs its pods: use "
+                "--nodes real (kwok's nodes run nothing)"
+            )
 
     def with_(self, **changes: object) -> EnvSpec:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ and tear them down in order when asked. `env up` starts this module in a session
 own and waits for the result file it writes; `env down` sends it SIGTERM.
 
     python -m signcheck.localenv.supervise RUN_ID RESULT_FILE [--keep]
-        [--registry-auth] [--registry-tls]
+        [--registry-auth] [--registry-tls] [--nodes kwok|real] [--kyverno process|helm]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registry-auth", action="store_true")
     parser.add_argument("--registry-tls", action="store_true")
     parser.add_argument("--nodes", choices=("kwok", "real"), default="kwok")
+    parser.add_argument("--kyverno", choices=("process", "helm"), default="process")
     args = parser.parse_args(argv)
 
     # Handlers only note the request: a signal in the middle of the boot must not leave
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         registry_auth=args.registry_auth,
         registry_tls=args.registry_tls,
         node_kind=args.nodes,
+        kyverno=args.kyverno,
     )
     env = LocalEnv(settings, owner_kind="supervisor")
     try:

@@ -18,12 +18,15 @@ from signcheck.target import Target
 
 def tools_before_boot(settings: Settings) -> list[str]:
     """Pinned tools to build (when missing) before the target boots: the local target's
-    registry and cosign, and a real node's containerd, kubelet and kube-proxy. Cluster
+    registry and cosign, and a real node's containerd, kubelet, kube-proxy and Helm. Cluster
     targets check, and build, theirs in the preflight."""
     if settings.kind.own_cluster:
-        node = ["containerd", "containerd-shim-runc-v2", "kubelet", "kube-proxy"]
-        if settings.nodes != "real":
-            node = []
+        node: list[str] = []
+        if settings.nodes == "real":
+            # The node's daemons, and what installs Kyverno in its cluster (Helm, and the
+            # init container's binary, the one Kyverno image not needed out of cluster).
+            node = ["containerd", "containerd-shim-runc-v2", "kubelet", "kube-proxy"]
+            node += ["helm", "kyvernopre"]
         return ["registry", settings.cosign_tool, *node]
     return []
 

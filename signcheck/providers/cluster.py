@@ -20,9 +20,6 @@ def cluster(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
     """An existing cluster (or, on `yandex --provision`, one made for the run), checked by
     the preflight before anything is changed; Kyverno and Policy Reporter installed for
     the run and removed after it when asked to."""
-    from signcheck.kyverno import install
-    from signcheck.providers import preflight
-
     with contextlib.ExitStack() as stack:
         kubeconfig = settings.resolved_kubeconfig()
         registry_spec = (settings.registry_host, settings.registry_repository_prefix)
@@ -43,15 +40,41 @@ def cluster(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
             password=settings.registry_password,
             repository_prefix=registry_spec[1],
         )
+        yield stack.enter_context(
+            checked(settings, kubeconfig, registry, run_id, run_dir, extra=extra)
+        )
+
+
+@contextlib.contextmanager
+def checked(
+    settings: Settings,
+    kubeconfig: Path,
+    registry: Registry,
+    run_id: str,
+    run_dir: Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    kyverno_values: dict[str, Any] | None = None,
+) -> Iterator[Target]:
+    """A cluster and registry through the preflight, with Kyverno (and Policy Reporter)
+    installed when the settings ask; `kyverno_values` are the environment's chart values
+    (the local target's real node: its image mirror), under the user's `--kyverno-values`."""
+    from signcheck.kyverno import install
+    from signcheck.providers import preflight
+
+    extra = dict(extra or {})
+    with contextlib.ExitStack() as stack:
         pf = preflight.Preflight(settings, kubeconfig, settings.context, registry, run_dir)
         try:
             pf.before_install()
             versions = {"kubernetes": pf.cluster.ping()}
             if settings.kyverno_mode == "install":
                 release = stack.enter_context(
-                    install.kyverno_release(settings, pf.cluster, registry, run_id)
+                    install.kyverno_release(
+                        settings, pf.cluster, registry, run_id, environment=kyverno_values
+                    )
                 )
-                extra["kyverno_release"] = {"name": release.name, "chart": release.chart}
+                extra["kyverno_release"] = release.summary()
             pf.kyverno_ready(
                 settings.kyverno_namespace,
                 settings.timeouts.kyverno_ready,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ def from_env_info(info: Any, run_dir: Path) -> Target:
     creds = reg.credentials() if getattr(reg, "auth", False) else None
     username, password = creds if creds else (None, None)
     logs = Path(info.logs_dir) if getattr(info, "logs_dir", None) else None
-    kyverno_log = logs / "kyverno.log" if logs else None
+    # Kyverno installed in the cluster logs through its pods, as on any cluster.
+    in_cluster = getattr(info, "kyverno", "process") == "helm"
+    kyverno_log = logs / "kyverno.log" if logs and not in_cluster else None
     return Target(
         name="local",
         run_id=info.run_id,
@@ -57,7 +60,11 @@ def _with_kubernetes(versions: dict[str, str]) -> dict[str, str]:
 @contextlib.contextmanager
 def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
     """The embedded environment, booted with this run's id (so its processes, logs and
-    leftovers carry the same id as everything the suite creates)."""
+    leftovers carry the same id as everything the suite creates).
+
+    On a real node Kyverno is installed in the cluster by the seed's `helm install`, through
+    the cluster target's own path (preflight, install, readiness, uninstall): the
+    environment brings the cluster, the registry and Kyverno's images, nothing more."""
     try:
         from signcheck.localenv import EnvSpec, LocalEnv
     except ImportError as err:
@@ -65,8 +72,43 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
             "the local target is not available in this checkout (signcheck.localenv is "
             "missing); run with --target cluster"
         ) from err
+    real = settings.nodes == "real"
     # The registry requires credentials, like the seed's Container Registry: Kyverno reads
     # them from its image pull secret (the seed's `imagePullSecrets.regcred`).
-    spec = EnvSpec(run_id=run_id, keep=settings.keep, registry_auth=True, node_kind=settings.nodes)
+    spec = EnvSpec(
+        run_id=run_id,
+        keep=settings.keep,
+        registry_auth=True,
+        node_kind=settings.nodes,
+        kyverno="helm" if real else "process",
+    )
     with LocalEnv(spec) as env:
-        yield from_env_info(env.info, run_dir)
+        target = from_env_info(env.info, run_dir)
+        if not real:
+            yield target
+            return
+        yield from _with_kyverno_installed(settings, target, env.info.kyverno_values)
+
+
+def _with_kyverno_installed(
+    settings: Settings, target: Target, values_file: str | None
+) -> Iterator[Target]:
+    import yaml
+
+    from signcheck.providers.cluster import checked
+
+    values = yaml.safe_load(Path(values_file).read_text()) if values_file else None
+    install = replace(settings, kyverno_mode="install")
+    with checked(
+        install,
+        target.kubeconfig,
+        target.registry,
+        target.run_id,
+        target.run_dir,
+        kyverno_values=values,
+    ) as installed:
+        yield replace(
+            target,
+            versions={**target.versions, **installed.versions},
+            extra={**target.extra, **installed.extra},
+        )

@@ -81,11 +81,12 @@ def _cached_layer(binary: Path, name: str) -> tuple[Blob, str]:
 
 
 def push_binary_image(
-    client: OciClient, repository: str, tag: str, binary: Path, name: str
+    client: OciClient, repository: str, tag: str, binary: Path, name: str, user: str | None = None
 ) -> PushedImage:
-    """An image of one static binary, `/<name>` its entrypoint (what the chart runs)."""
+    """An image of one static binary, `/<name>` its entrypoint (what the chart runs);
+    `user` as the image's default user (`runAsNonRoot` needs one that is not root)."""
     layer, diff_id = _cached_layer(binary, name)
-    return _push(client, repository, tag, layer, diff_id, [f"/{name}"])
+    return _push(client, repository, tag, layer, diff_id, [f"/{name}"], user)
 
 
 def _push(
@@ -95,14 +96,18 @@ def _push(
     layer: Blob,
     diff_id: str,
     entrypoint: list[str],
+    user: str | None = None,
 ) -> PushedImage:
+    run_config: dict[str, object] = {"Entrypoint": entrypoint}
+    if user:
+        run_config["User"] = user
     config = Blob(
         CONFIG_OCI,
         json.dumps(
             {
                 "architecture": "amd64",
                 "os": "linux",
-                "config": {"Entrypoint": entrypoint},
+                "config": run_config,
                 "rootfs": {"type": "layers", "diff_ids": [diff_id]},
             },
             sort_keys=True,

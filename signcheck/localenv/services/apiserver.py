@@ -59,9 +59,20 @@ class KubeAPIServer(Service):
     name = "kube-apiserver"
     tool = "kube-apiserver"
 
-    def __init__(self, run_dir: Path, binary: Path, timeouts: Timeouts, etcd_url: str) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        binary: Path,
+        timeouts: Timeouts,
+        etcd_url: str,
+        *,
+        advertise: str | None = None,
+    ) -> None:
         super().__init__(run_dir, binary, timeouts)
         self.etcd_url = etcd_url
+        self.advertise = advertise
+        """The real node's bridge address: pods (Kyverno installed in the cluster) reach the
+        apiserver through the `kubernetes` Service, whose endpoint this becomes."""
         self.ports["https"] = free_port()
         self.pki_dir = self.dir / "pki"
         self.ca_path = self.pki_dir / "ca.crt"
@@ -85,7 +96,7 @@ class KubeAPIServer(Service):
         serving = pki.issue(
             ca,
             "kube-apiserver",
-            ips=[HOST, "10.96.0.1"],
+            ips=[HOST, "10.96.0.1", *([self.advertise] if self.advertise else [])],
             dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
             server=True,
         )
@@ -106,8 +117,7 @@ class KubeAPIServer(Service):
         p = self.pki_dir
         return [
             f"--etcd-servers={self.etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            *self._address_flags(),
             f"--secure-port={self.ports['https']}",
             f"--cert-dir={self.dir / 'certs'}",
             f"--tls-cert-file={p / 'apiserver.crt'}",
@@ -118,13 +128,23 @@ class KubeAPIServer(Service):
             f"--service-account-signing-key-file={self.sa_key_path}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=RBAC",
-            # The `kubernetes` Service cannot point at a loopback address (the apiserver
-            # rejects its own Endpoints every few seconds); nothing in-cluster needs it here.
-            "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=1",
         ]
+
+    def _address_flags(self) -> list[str]:
+        if self.advertise is None:
+            # The `kubernetes` Service cannot point at a loopback address (the apiserver
+            # rejects its own Endpoints every few seconds); nothing in-cluster needs it here.
+            return [
+                f"--bind-address={HOST}",
+                f"--advertise-address={HOST}",
+                "--endpoint-reconciler-type=none",
+            ]
+        # Inside the run's network namespace, whose only addresses are loopback (the
+        # forwarders and the node's daemons) and the bridge (pods, via the Service).
+        return ["--bind-address=0.0.0.0", f"--advertise-address={self.advertise}"]
 
     def ready(self) -> Probe:
         ctx = ssl_context(self.ca_path, self.admin_cert, self.admin_key)

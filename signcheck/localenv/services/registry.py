@@ -21,6 +21,7 @@ from signcheck.localenv.ports import HOST, free_port
 from signcheck.localenv.probes import http_probe, ssl_context
 from signcheck.localenv.process import Probe
 from signcheck.localenv.services.base import Service
+from signcheck.target import Registry as RegistryTarget
 from signcheck.timeouts import Timeouts
 
 USERNAME = "signcheck"
@@ -98,6 +99,16 @@ class Registry(Service):
         return {
             "auths": {self.host: {"username": USERNAME, "password": self.password, "auth": token}}
         }
+
+    def as_target(self) -> RegistryTarget:
+        """This registry as the suite's clients see it (with the credentials, if any)."""
+        return RegistryTarget(
+            self.host,
+            "https" if self.tls else "http",
+            ca_file=self.ca_path,
+            username=USERNAME if self.auth else None,
+            password=self.password if self.auth else None,
+        )
 
     def argv(self) -> list[str]:
         return ["serve", str(self.config_path)]
