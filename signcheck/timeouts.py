@@ -25,6 +25,8 @@ class Timeouts:
     policy_ready: float = 90.0
     pod_running: float = 60.0
     namespace_delete: float = 90.0
+    #: After `helm uninstall`, until every object the release made is gone.
+    release_delete: float = 120.0
     cosign: float = 120.0
     provision: float = 1800.0
     """`--provision`: Terraform apply of the Yandex infrastructure."""

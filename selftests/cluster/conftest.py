@@ -24,8 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # Kyverno modes), which the seed scenarios exercise end to end; the whole catalogue would
 # multiply each selftest's minutes without testing the target any further.
 SEED_TESTS = ("tests/test_seed.py", "tests/test_teardown.py", "tests/test_policy_reporter.py")
-
-SEED_TESTS = ("tests/test_seed.py", "tests/test_teardown.py", "tests/test_policy_reporter.py")
 """The seed's scenarios (SEED-01..09): what these selftests run on the cluster target."""
 
 

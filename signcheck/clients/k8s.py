@@ -125,6 +125,10 @@ class Cluster(ObjectsApi):
             raise
         return Admitted(self.api.sanitize_for_serialization(pod))
 
+    def namespaced(self, obj: dict[str, Any]) -> bool:
+        """Whether `obj`'s kind lives in namespaces (a manifest may leave the namespace out)."""
+        return bool(self._resource(obj).namespaced)
+
     def get(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         meta = obj["metadata"]
         try:

@@ -21,10 +21,11 @@ import yaml
 
 from signcheck.clients.k8s import Cluster
 from signcheck.clients.k8sapi import ApiError, service_namespaces
-from signcheck.errors import ConfigError, ToolError
+from signcheck.errors import ConfigError, SigncheckError, ToolError
 from signcheck.settings.config import Settings
 from signcheck.target import RUN_LABEL, Registry
 from signcheck.tools import helm
+from signcheck.wait import until
 
 KYVERNO_WEBHOOK_LABEL = "webhook.kyverno.io/managed-by=kyverno"
 POLICY_REPORTER_CHART = "policy-reporter/policy-reporter"
@@ -157,7 +158,7 @@ def kyverno_release(
         yield release
     finally:
         if not settings.keep:
-            uninstall(cluster, h, release)
+            uninstall(cluster, h, release, settings.timeouts.release_delete)
 
 
 def _describe(h: helm.Helm, release: Release) -> None:
@@ -199,14 +200,68 @@ def policy_reporter_release(settings: Settings, cluster: Cluster, run_id: str) -
         yield release
     finally:
         if not settings.keep:
-            uninstall(cluster, h, release)
+            uninstall(cluster, h, release, settings.timeouts.release_delete)
 
 
-def uninstall(cluster: Cluster, h: helm.Helm, release: Release) -> None:
+def uninstall(cluster: Cluster, h: helm.Helm, release: Release, timeout: float) -> None:
+    """`helm uninstall`, Kyverno's webhooks, then every object the release made, awaited
+    until gone (and deleted again where something made it again), so nothing of the run
+    is left: with Kyverno's chart, kube-controller-manager's ClusterRole aggregation
+    controller re-creates the aggregated `kyverno:*` ClusterRoles it is updating when Helm
+    deletes them together with their parts (seen on Kubernetes 1.35: an empty, unlabelled
+    `kyverno:admission-controller` left behind, and `helm uninstall --wait` waiting on it
+    for its whole timeout)."""
+    try:
+        made = h.manifest(release.name, release.namespace)
+    except ToolError:
+        made = []  # no release (already gone): nothing to wait for
     h.uninstall(release.name, release.namespace)
     remove_kyverno_webhooks(cluster, release.namespace)
+    _await_gone(cluster, made, release.namespace, timeout)
     if release.created_namespace:
         cluster.delete_namespace(release.namespace, wait=None)
+
+
+def _await_gone(
+    cluster: Cluster, objects: list[dict[str, Any]], namespace: str, timeout: float
+) -> None:
+    pending = []
+    for obj in objects:
+        meta = dict(obj.get("metadata") or {})
+        if not meta.get("namespace") and cluster.namespaced(obj):
+            meta["namespace"] = namespace
+        pending.append({**obj, "metadata": meta})
+
+    def gone() -> bool:
+        nonlocal pending
+        still = []
+        for obj in pending:
+            live = cluster.get(obj)
+            if live is None:
+                continue
+            still.append(obj)
+            if not (live.get("metadata") or {}).get("deletionTimestamp"):
+                cluster.delete(obj)  # made again after Helm deleted it
+        pending = still
+        return not still
+
+    def left() -> str:
+        return ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in pending[:10])
+
+    try:
+        until(
+            gone,
+            what="the Helm release's objects to be deleted",
+            timeout=timeout,
+            interval=0.5,
+            describe=left,
+        )
+    except SigncheckError as err:
+        raise SigncheckError(
+            f"after helm uninstall, {len(pending)} object(s) of the release are still "
+            f"there: {left()}",
+            err.details,
+        ) from None
 
 
 def _install_error(err: ToolError, what: str, namespace: str) -> ConfigError:

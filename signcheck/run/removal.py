@@ -50,7 +50,8 @@ def remove(ctx: RunContext, *, releases: bool = False) -> Removed:
         for name, ns in helm_releases(ctx.cluster, run_id):
             try:
                 h = helm.Helm.pinned(ctx.target.kubeconfig, ctx.target.context)
-                install.uninstall(ctx.cluster, h, install.Release(name, ns, chart=""))
+                release = install.Release(name, ns, chart="")
+                install.uninstall(ctx.cluster, h, release, ctx.settings.timeouts.release_delete)
                 out.actions.append(f"uninstalled helm release {ns}/{name}")
             except SigncheckError as err:
                 out.errors.append(f"helm release {ns}/{name}: {err.message}")

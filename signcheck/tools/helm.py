@@ -236,8 +236,16 @@ class Helm:
                 f"install {chart or 'Kyverno'} (release {release} in {namespace})",
             )
 
+    def manifest(self, release: str, namespace: str) -> list[dict[str, Any]]:
+        """The objects the release rendered (`helm get manifest`; not its crds/ files)."""
+        out = self.run(["get", "manifest", release, "--namespace", namespace], "read a manifest")
+        return [doc for doc in yaml.safe_load_all(out) if isinstance(doc, dict) and doc]
+
     def uninstall(self, release: str, namespace: str) -> None:
-        argv = self._argv(["uninstall", release, "--namespace", namespace, "--wait"])
+        """Without `--wait`: the caller waits for what the release made to be gone (Helm's
+        wait cannot tell a deleted object from one a controller made again; see
+        `signcheck.kyverno.install.uninstall`)."""
+        argv = self._argv(["uninstall", release, "--namespace", namespace])
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0 and "not found" not in proc.stderr:
             raise ToolError(

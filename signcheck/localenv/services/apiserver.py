@@ -144,7 +144,13 @@ class KubeAPIServer(Service):
             ]
         # Inside the run's network namespace, whose only addresses are loopback (the
         # forwarders and the node's daemons) and the bridge (pods, via the Service).
-        return ["--bind-address=0.0.0.0", f"--advertise-address={self.advertise}"]
+        # Logs and exec go to the kubelet by its address: its name would be asked of the
+        # host's name server.
+        return [
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={self.advertise}",
+            "--kubelet-preferred-address-types=InternalIP",
+        ]
 
     def ready(self) -> Probe:
         ctx = ssl_context(self.ca_path, self.admin_cert, self.admin_key)

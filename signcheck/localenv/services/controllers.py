@@ -2,7 +2,8 @@
 
 The controller-manager runs only the controllers the suite relies on: ServiceAccounts and
 their tokens (no `default` ServiceAccount means pods are rejected before Kyverno sees
-them), namespace deletion, garbage collection, node lifecycle and the workload controllers.
+them), namespace deletion, garbage collection, node lifecycle, the workload controllers, and
+what a Helm-installed Kyverno needs (ClusterRole aggregation, Service endpoints).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ CONTROLLERS = (
     "job-controller",
     "cronjob-controller",
     "ttl-after-finished-controller",
+    # What a Helm-installed Kyverno relies on (the real node): its chart's ClusterRoles are
+    # aggregated from labelled parts, and its webhook Service reaches its pod through
+    # EndpointSlices (kube-proxy) and Endpoints.
+    "clusterrole-aggregation-controller",
+    "endpointslice-controller",
+    "endpoints-controller",
 )
 
 
