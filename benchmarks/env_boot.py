@@ -25,8 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from signcheck.localenv import EnvSpec, LocalEnv, realnode
 
 
@@ -84,18 +82,13 @@ class RssSampler(threading.Thread):
 @contextlib.contextmanager
 def _kyverno_in_cluster(env: LocalEnv, work: Path) -> Iterator[None]:
     """What the suite does on a real node after the environment is up (providers.local)."""
-    from signcheck.providers.cluster import checked
-    from signcheck.providers.local import from_env_info
+    from signcheck.providers.local import from_env_info, kyverno_in_cluster
     from signcheck.settings.config import Settings
 
-    info = env.info
     work.mkdir(parents=True, exist_ok=True)
-    target = from_env_info(info, work)
-    values = yaml.safe_load(Path(str(info.kyverno_values)).read_text())
-    settings = Settings(target="local", nodes="real", kyverno_mode="install")
-    with checked(
-        settings, target.kubeconfig, target.registry, env.run_id, work, kyverno_values=values
-    ):
+    target = from_env_info(env.info, work)
+    settings = Settings(target="local", nodes="real")
+    with kyverno_in_cluster(settings, target, env.info.kyverno_values):
         yield
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,8 +128,11 @@ def kyverno_release(
     registry: Registry,
     run_id: str,
     environment: dict[str, Any] | None = None,
+    prepare: Callable[[Cluster, str], None] | None = None,
 ) -> Iterator[Release]:
-    """`helm install kyverno` as the seed does (namespace, one replica, regcred)."""
+    """`helm install kyverno` as the seed does (namespace, one replica, regcred).
+    `prepare(cluster, namespace)` runs once the namespace exists, before the install (the
+    local real node pre-makes Kyverno's certificates there, as cert-manager would)."""
     h = helm.Helm.pinned(cluster.kubeconfig, cluster.context)
     namespace = settings.kyverno_namespace
     _refuse_existing(
@@ -144,6 +147,8 @@ def kyverno_release(
     release = Release(helm.KYVERNO_RELEASE, namespace, chart)
     release.created_namespace = _ensure_namespace(cluster, namespace, run_id)
     try:
+        if prepare is not None:
+            prepare(cluster, namespace)
         try:
             h.install_kyverno(
                 values,

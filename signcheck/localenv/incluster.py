@@ -19,6 +19,10 @@ Why each value (none of them changes what Kyverno decides about an image):
   scenario uses them, and the hooks need images (kyverno-cli, readiness-checker) this
   environment does not build; the run removes Kyverno's webhooks itself on uninstall.
 - probes every second instead of every 6-10 s: the time to Ready, nothing else.
+
+`premade_certificates` puts Kyverno's CA and serving pair in its namespace before the
+install, as cert-manager would: left to itself Kyverno makes them on one-second retry ticks
+after winning its lease, and answers no webhook call until then (~5 s of every boot here).
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ from typing import Any
 
 import yaml
 
+from signcheck.clients.admission import Admitted
+from signcheck.clients.k8s import Cluster
 from signcheck.clients.oci import OciClient, PushedImage
+from signcheck.errors import EnvironmentNotReady
 from signcheck.localenv import nodeimage
+from signcheck.localenv.services.kyverno import tls_secrets
 from signcheck.tools import pins
 
 IMAGES = {
@@ -97,6 +105,18 @@ def chart_values(registry_host: str, insecure: bool) -> dict[str, Any]:
             "readinessProbe": {**_probe("/health/readiness"), "failureThreshold": 6},
         },
     }
+
+
+def premade_certificates(cluster: Cluster, namespace: str) -> None:
+    """Kyverno's TLS Secrets, in the layout its certificate controller keeps (and renews)."""
+    for secret in tls_secrets(namespace):
+        if cluster.get(secret) is None:
+            created = cluster.create(secret)
+            if not isinstance(created, Admitted):
+                raise EnvironmentNotReady(
+                    f"could not create Kyverno's certificate Secret in namespace {namespace}",
+                    str(created),
+                )
 
 
 def write_values(path: Path, values: dict[str, Any]) -> Path:

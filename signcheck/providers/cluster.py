@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,12 @@ def checked(
     *,
     extra: dict[str, Any] | None = None,
     kyverno_values: dict[str, Any] | None = None,
+    prepare_kyverno: Callable[[Cluster, str], None] | None = None,
 ) -> Iterator[Target]:
     """A cluster and registry through the preflight, with Kyverno (and Policy Reporter)
     installed when the settings ask; `kyverno_values` are the environment's chart values
-    (the local target's real node: its image mirror), under the user's `--kyverno-values`."""
+    (the local target's real node: its image mirror), under the user's `--kyverno-values`,
+    and `prepare_kyverno` what the environment puts in Kyverno's namespace first."""
     from signcheck.kyverno import install
     from signcheck.providers import preflight
 
@@ -71,7 +73,12 @@ def checked(
             if settings.kyverno_mode == "install":
                 release = stack.enter_context(
                     install.kyverno_release(
-                        settings, pf.cluster, registry, run_id, environment=kyverno_values
+                        settings,
+                        pf.cluster,
+                        registry,
+                        run_id,
+                        environment=kyverno_values,
+                        prepare=prepare_kyverno,
                     )
                 )
                 extra["kyverno_release"] = release.summary()

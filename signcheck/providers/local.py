@@ -87,14 +87,20 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
         if not real:
             yield target
             return
-        yield from _with_kyverno_installed(settings, target, env.info.kyverno_values)
+        with kyverno_in_cluster(settings, target, env.info.kyverno_values) as installed:
+            yield installed
 
 
-def _with_kyverno_installed(
+@contextlib.contextmanager
+def kyverno_in_cluster(
     settings: Settings, target: Target, values_file: str | None
 ) -> Iterator[Target]:
+    """Kyverno installed in a real-node environment's cluster by the seed's `helm install`
+    (with the environment's values file), removed on the way out; `target` gains what the
+    install and its preflight learnt."""
     import yaml
 
+    from signcheck.localenv import incluster
     from signcheck.providers.cluster import checked
 
     values = yaml.safe_load(Path(values_file).read_text()) if values_file else None
@@ -106,6 +112,7 @@ def _with_kyverno_installed(
         target.run_id,
         target.run_dir,
         kyverno_values=values,
+        prepare_kyverno=incluster.premade_certificates,
     ) as installed:
         yield replace(
             target,

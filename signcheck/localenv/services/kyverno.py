@@ -81,12 +81,13 @@ def kyverno_configmap() -> dict[str, object]:
     }
 
 
-def tls_secrets() -> list[dict[str, Any]]:
+def tls_secrets(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     """The CA and serving-pair Secrets in the layout Kyverno's certificate controller writes
     (type kubernetes.io/tls, labelled as Kyverno's, so it renews them itself when due), with
-    Kyverno's own validity periods: it finds them valid and leaves them as they are."""
-    ca = pki.new_ca("*.kyverno.svc", validity=dt.timedelta(days=365))
-    dns = ["kyverno-svc", f"kyverno-svc.{NAMESPACE}", f"kyverno-svc.{NAMESPACE}.svc"]
+    Kyverno's own validity periods: it finds them valid and leaves them as they are. The
+    same for Kyverno out of cluster and for the chart's (its Service `kyverno-svc`)."""
+    ca = pki.new_ca(f"*.{namespace}.svc", validity=dt.timedelta(days=365))
+    dns = ["kyverno-svc", f"kyverno-svc.{namespace}", f"kyverno-svc.{namespace}.svc"]
     pair = pki.issue(ca, dns[-1], dns=dns, ips=[HOST], server=True, validity=dt.timedelta(days=150))
 
     def secret(name: str, cert: pki.CertKey) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def tls_secrets() -> list[dict[str, Any]]:
             "kind": "Secret",
             "metadata": {
                 "name": name,
-                "namespace": NAMESPACE,
+                "namespace": namespace,
                 "labels": {"cert.kyverno.io/managed-by": "kyverno"},
             },
             "type": "kubernetes.io/tls",
@@ -105,7 +106,8 @@ def tls_secrets() -> list[dict[str, Any]]:
             },
         }
 
-    return [secret(CA_SECRET, ca), secret(TLS_SECRET, pair)]
+    prefix = f"kyverno-svc.{namespace}.svc"
+    return [secret(f"{prefix}.kyverno-tls-ca", ca), secret(f"{prefix}.kyverno-tls-pair", pair)]
 
 
 def _common_env(
