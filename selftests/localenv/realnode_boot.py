@@ -77,6 +77,7 @@ def main(run_dir: Path, resolv_conf: Path) -> dict[str, object]:
                 node_ip=a.bridge_ip,
                 bridge="cni0",
                 pod_cidr=a.pod_cidr,
+                service_cidr=a.service_cidr,
                 sandbox_image=pause.by_tag,
                 kubelet_kubeconfig=api.kubeconfig("kubelet"),
                 proxy_kubeconfig=api.kubeconfig("kube-proxy"),

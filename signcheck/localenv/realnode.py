@@ -128,6 +128,7 @@ class NodeSpec:
     node_ip: str
     bridge: str
     pod_cidr: str
+    service_cidr: str
     sandbox_image: str
     kubelet_kubeconfig: Path
     proxy_kubeconfig: Path
@@ -173,6 +174,7 @@ class RealNode:
             cni_bin=cni,
             bridge=spec.bridge,
             pod_cidr=spec.pod_cidr,
+            service_cidr=spec.service_cidr,
             sandbox_image=spec.sandbox_image,
             plain_http_registries=spec.plain_http_registries,
             registry_auth=spec.registry_auth,
@@ -301,6 +303,7 @@ class NodeWorld:
             node_ip=addresses.bridge_ip,
             bridge=BRIDGE,
             pod_cidr=addresses.pod_cidr,
+            service_cidr=addresses.service_cidr,
             sandbox_image=pause.by_tag,
             kubelet_kubeconfig=api.kubeconfig("kubelet"),
             proxy_kubeconfig=api.kubeconfig("kube-proxy"),

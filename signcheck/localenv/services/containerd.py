@@ -50,6 +50,7 @@ class Containerd(Service):
         cni_bin: Path,
         bridge: str,
         pod_cidr: str,
+        service_cidr: str,
         sandbox_image: str,
         plain_http_registries: tuple[str, ...] = (),
         registry_auth: dict[str, tuple[str, str]] | None = None,
@@ -62,6 +63,7 @@ class Containerd(Service):
         self.cni_bin = cni_bin
         self.bridge = bridge
         self.pod_cidr = pod_cidr
+        self.service_cidr = service_cidr
         self.sandbox_image = sandbox_image
         # In the run's private /run (a tmpfs of its mount namespace): a socket path must be
         # short (104 bytes), and run dirs are not. The run id in it names the run in every
@@ -154,7 +156,10 @@ state = '{d / "state"}'
                     "ipam": {
                         "type": "host-local",
                         "ranges": [[{"subnet": self.pod_cidr}]],
-                        "routes": [{"dst": self.pod_cidr}],
+                        # Pods reach Services (the apiserver's `kubernetes` among them:
+                        # Kyverno's reports controller) through the bridge, where
+                        # kube-proxy's rules translate them; no default route.
+                        "routes": [{"dst": self.pod_cidr}, {"dst": self.service_cidr}],
                         "dataDir": str(self.dir / "cni" / "ipam"),
                     },
                 },
