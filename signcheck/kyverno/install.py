@@ -41,6 +41,9 @@ class Release:
     values_summary: dict[str, Any] = field(default_factory=dict)
     chart_version: str | None = None
     """What Helm installed (`kyverno-3.9.1`), as `helm list` reports it."""
+    created_crds: list[dict[str, Any]] = field(default_factory=list)
+    """CRDs from the chart's `crds/` that the cluster did not have: Helm never removes
+    them, so the run does."""
     app_version: str | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -147,6 +150,9 @@ def kyverno_release(
     release = Release(helm.KYVERNO_RELEASE, namespace, chart)
     release.created_namespace = _ensure_namespace(cluster, namespace, run_id)
     try:
+        release.created_crds = _missing(
+            cluster, h.chart_crds(chart, settings.kyverno_chart_version)
+        )
         if prepare is not None:
             prepare(cluster, namespace)
         try:
@@ -164,6 +170,10 @@ def kyverno_release(
     finally:
         if not settings.keep:
             uninstall(cluster, h, release, settings.timeouts.release_delete)
+
+
+def _missing(cluster: Cluster, objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if cluster.get(o) is None]
 
 
 def _describe(h: helm.Helm, release: Release) -> None:
@@ -209,9 +219,11 @@ def policy_reporter_release(settings: Settings, cluster: Cluster, run_id: str) -
 
 
 def uninstall(cluster: Cluster, h: helm.Helm, release: Release, timeout: float) -> None:
-    """`helm uninstall`, Kyverno's webhooks, then every object the release made, awaited
-    until gone (and deleted again where something made it again), so nothing of the run
-    is left: with Kyverno's chart, kube-controller-manager's ClusterRole aggregation
+    """`helm uninstall`, Kyverno's webhooks, the CRDs the install added from the chart's
+    `crds/`, then every object the release made, awaited until gone (and deleted again
+    where something made it again; also what the chart marks `helm.sh/resource-policy:
+    keep`, Kyverno's ConfigMap: the run made it), so nothing of the run is left: with
+    Kyverno's chart, kube-controller-manager's ClusterRole aggregation
     controller re-creates the aggregated `kyverno:*` ClusterRoles it is updating when Helm
     deletes them together with their parts (seen on Kubernetes 1.35: an empty, unlabelled
     `kyverno:admission-controller` left behind, and `helm uninstall --wait` waiting on it
@@ -222,7 +234,9 @@ def uninstall(cluster: Cluster, h: helm.Helm, release: Release, timeout: float) 
         made = []  # no release (already gone): nothing to wait for
     h.uninstall(release.name, release.namespace)
     remove_kyverno_webhooks(cluster, release.namespace)
-    _await_gone(cluster, made, release.namespace, timeout)
+    for crd in release.created_crds:
+        cluster.delete(crd)
+    _await_gone(cluster, made + release.created_crds, release.namespace, timeout)
     if release.created_namespace:
         cluster.delete_namespace(release.namespace, wait=None)
 

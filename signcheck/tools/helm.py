@@ -243,6 +243,15 @@ class Helm:
                 f"install {chart or 'Kyverno'} (release {release} in {namespace})",
             )
 
+    def chart_crds(self, chart: str | Path, version: str | None = None) -> list[dict[str, Any]]:
+        """The CRDs a chart installs from its `crds/` directories (`helm show crds`): Helm
+        creates those that are missing and never deletes them."""
+        args = ["show", "crds", str(chart), *(["--version", version] if version else [])]
+        docs = _load_all(self.run(args, f"read the CRDs of {chart}"))
+        return [
+            d for d in docs if isinstance(d, dict) and d.get("kind") == "CustomResourceDefinition"
+        ]
+
     def manifest(self, release: str, namespace: str) -> list[dict[str, Any]]:
         """The objects the release rendered (`helm get manifest`; not its crds/ files)."""
         out = self.run(["get", "manifest", release, "--namespace", namespace], "read a manifest")
