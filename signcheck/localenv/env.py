@@ -24,7 +24,7 @@ from signcheck.localenv import incluster, readiness
 from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv.info import EnvInfo, RegistryInfo
 from signcheck.localenv.kyvernoprep import ca_bundle, prepare_kyverno
-from signcheck.localenv.process import ManagedProcess
+from signcheck.localenv.process import ManagedProcess, stop_together
 from signcheck.localenv.realnode import NODE_TOOLS, NodeWorld
 from signcheck.localenv.reap import reap_abandoned
 from signcheck.localenv.services.apiserver import NODE_NAME, KubeAPIServer
@@ -214,7 +214,7 @@ class LocalEnv:
             procs = [
                 s.process for n in tier if (s := self.services.get(n)) and s.process is not None
             ]
-            problems += _stop_together(procs)
+            problems += stop_together(procs)
             if procs:
                 self._mark(f"stop: {' + '.join(p.name for p in procs)}")
         if self.world is not None:
@@ -439,19 +439,3 @@ class LocalEnv:
             state_file=str(self.run_dir / "state.json"),
             kubeconfigs={k: str(v) for k, v in api.kubeconfigs.items()},
         )
-
-
-def _stop_together(procs: list[ManagedProcess]) -> list[str]:
-    problems: list[str] = []
-    if not procs:
-        return problems
-
-    def stop(p: ManagedProcess) -> None:
-        try:
-            p.stop()
-        except Exception as err:
-            problems.append(f"stopping {p.name} (pid {p.pid}): {err}")
-
-    with ThreadPoolExecutor(max_workers=len(procs)) as pool:
-        list(pool.map(stop, procs))
-    return problems

@@ -15,6 +15,7 @@ import shlex
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -282,3 +283,20 @@ class ManagedProcess:
             self._log.close()
             self._log = None
         return outcome
+
+
+def stop_together(procs: list[ManagedProcess]) -> list[str]:
+    """Stop each at once (each has its own SIGTERM grace); the problems met, if any."""
+    problems: list[str] = []
+    if not procs:
+        return problems
+
+    def stop(p: ManagedProcess) -> None:
+        try:
+            p.stop()
+        except Exception as err:
+            problems.append(f"stopping {p.name} (pid {p.pid}): {err}")
+
+    with ThreadPoolExecutor(max_workers=len(procs)) as pool:
+        list(pool.map(stop, procs))
+    return problems
