@@ -251,6 +251,8 @@ def _await_gone(
             meta["namespace"] = namespace
         pending.append({**obj, "metadata": meta})
 
+    seen: dict[str, str] = {}
+
     def gone() -> bool:
         nonlocal pending
         still = []
@@ -259,13 +261,15 @@ def _await_gone(
             if live is None:
                 continue
             still.append(obj)
-            if not (live.get("metadata") or {}).get("deletionTimestamp"):
+            meta = live.get("metadata") or {}
+            if not meta.get("deletionTimestamp"):
                 cluster.delete(obj)  # made again after Helm deleted it
+            seen[_ref(obj)] = _state(live)
         pending = still
         return not still
 
     def left() -> str:
-        return ", ".join(f"{o['kind']}/{o['metadata']['name']}" for o in pending[:10])
+        return ", ".join(f"{_ref(o)} ({seen.get(_ref(o), '?')})" for o in pending[:10])
 
     try:
         until(
@@ -281,6 +285,23 @@ def _await_gone(
             f"there: {left()}",
             err.details,
         ) from None
+
+
+def _ref(obj: dict[str, Any]) -> str:
+    return f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+def _state(live: dict[str, Any]) -> str:
+    """What holds an object up: its finalizers, and its last condition's message."""
+    meta = live.get("metadata") or {}
+    if not meta.get("deletionTimestamp"):
+        return "not being deleted: deleted again"
+    parts = [f"deleting, finalizers {meta.get('finalizers') or []}"]
+    conditions = (live.get("status") or {}).get("conditions") or []
+    if conditions:
+        last = conditions[-1]
+        parts.append(f"{last.get('type')}={last.get('status')}: {last.get('message', '')}")
+    return "; ".join(parts)
 
 
 def _install_error(err: ToolError, what: str, namespace: str) -> ConfigError:
