@@ -295,6 +295,7 @@ class LocalEnv:
             api.kubeconfig("controller-manager"),
             sa_key=api.sa_key_path,
             root_ca=api.ca_path,
+            in_cluster=self.world is not None,
         )
         sched = KubeScheduler(run, paths["kube-scheduler"], t, api.kubeconfig("scheduler"))
         second = [self._spawn(kcm), self._spawn(sched)]

@@ -2,8 +2,8 @@
 
 The controller-manager runs only the controllers the suite relies on: ServiceAccounts and
 their tokens (no `default` ServiceAccount means pods are rejected before Kyverno sees
-them), namespace deletion, garbage collection, node lifecycle, the workload controllers, and
-what a Helm-installed Kyverno needs (ClusterRole aggregation, Service endpoints).
+them), namespace deletion, garbage collection, node lifecycle, the workload controllers, and,
+on a real node, what a Helm-installed Kyverno needs (ClusterRole aggregation, endpoints).
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ CONTROLLERS = (
     "job-controller",
     "cronjob-controller",
     "ttl-after-finished-controller",
+)
+IN_CLUSTER_CONTROLLERS = (
     # What a Helm-installed Kyverno relies on (the real node): its chart's ClusterRoles are
     # aggregated from labelled parts, and its webhook Service reaches its pod through
-    # EndpointSlices (kube-proxy) and Endpoints.
+    # EndpointSlices (kube-proxy) and Endpoints. Off on kwok, where nothing runs in-cluster.
     "clusterrole-aggregation-controller",
     "endpointslice-controller",
     "endpoints-controller",
@@ -81,15 +83,17 @@ class KubeControllerManager(_Component):
         *,
         sa_key: Path,
         root_ca: Path,
+        in_cluster: bool = False,
     ) -> None:
         super().__init__(run_dir, binary, timeouts, kubeconfig)
         self.sa_key = sa_key
         self.root_ca = root_ca
+        self.controllers = CONTROLLERS + (IN_CLUSTER_CONTROLLERS if in_cluster else ())
 
     def argv(self) -> list[str]:
         return [
             *self.serving_flags(),
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={','.join(self.controllers)}",
             f"--service-account-private-key-file={self.sa_key}",
             f"--root-ca-file={self.root_ca}",
             "--use-service-account-credentials=false",
