@@ -78,11 +78,14 @@ def test_chart_3_ignores_replica_count() -> None:
     assert _by_kind(only_seed_key, "Deployment", name)["spec"].get("replicas") != 3  # type: ignore[union-attr]
 
 
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBsignchecktestca\n-----END CERTIFICATE-----\n"
+
+
 def test_chart_renders_the_real_nodes_values_with_only_mirrored_images() -> None:
     """The local real node's values (`localenv.incluster`) over the seed's: every image the
     chart would run is one the environment pushes into its registry (a hook needing
     another image would hang the install offline), Kyverno shares the node's network, and
-    its registry client is offline (plain HTTP, no cloud credential helpers)."""
+    its registry client is offline (the registry's own CA, no cloud credential helpers)."""
     _need_helm()
     from signcheck.kyverno.install import deep_merge
     from signcheck.localenv import incluster
@@ -90,7 +93,7 @@ def test_chart_renders_the_real_nodes_values_with_only_mirrored_images() -> None
     host = "127.0.0.1:5999"
     values = deep_merge(
         helm.seed_kyverno_values(helm.RegCred(host, "u", "p")),
-        incluster.chart_values(host, insecure=True),
+        incluster.chart_values(host, ca_pem=CA_PEM),
     )
     docs = helm.Helm.pinned().template(values)
     mirrored = {f"{host}/{repo}:{incluster.image_tag()}" for repo in incluster.IMAGES.values()}
@@ -108,8 +111,13 @@ def test_chart_renders_the_real_nodes_values_with_only_mirrored_images() -> None
     pod = deploy["spec"]["template"]["spec"]  # type: ignore[index]
     assert pod["hostNetwork"] is True
     (ctr,) = [c for c in pod["containers"] if c["name"] == "kyverno"]
-    assert "--allowInsecureRegistry=true" in ctr["args"]
+    # TLS with the registry's CA (never verification skipped), mounted as the CA bundle.
+    assert "--allowInsecureRegistry=false" in ctr["args"]
     assert "--registryCredentialHelpers=" in ctr["args"]
+    mounts = {m["mountPath"] for m in ctr["volumeMounts"]}
+    assert "/etc/ssl/certs/ca-certificates.crt" in mounts
+    bundle = _by_kind(docs, "ConfigMap", "kyverno-admission-controller-ca-certificates")
+    assert CA_PEM.strip() in bundle["data"]["ca-certificates"]  # type: ignore[index]
     assert "--imagePullSecrets=regcred" in ctr["args"]
 
 

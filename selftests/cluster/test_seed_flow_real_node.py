@@ -1,6 +1,6 @@
 """The seed's flow, step for step, on a cluster whose pods really run (issue 18): an
-environment from `signcheck env up --nodes real` (a real node, a registry with credentials,
-no Kyverno), then the suite on `--target cluster --kyverno-mode install`: the seed's
+environment from `signcheck env up --nodes real --registry-auth --registry-tls` (a real
+node, a registry with credentials and a CA of its own, no Kyverno), then the suite on `--target cluster --kyverno-mode install`: the seed's
 `helm install kyverno` with the chart of the pinned module, Kyverno's pods pulled by the
 node and running, its webhooks through its Service, the seed's tests green, and the
 release gone afterwards."""
@@ -31,6 +31,7 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUn
     spec = EnvSpec(
         runs_root=tmp_path_factory.mktemp("runs"),
         registry_auth=True,
+        registry_tls=True,
         node_kind="real",
         kyverno="helm",
     )
@@ -51,8 +52,12 @@ def test_seed_flow_on_a_real_node_with_kyverno_installed_by_helm(
 ) -> None:
     values = real_cluster.env.info.kyverno_values
     assert values and Path(values).is_file()
+    ca = real_cluster.env.info.registry.ca_path
+    assert ca and real_cluster.registry.startswith("https://")
     outcome = real_cluster.run(
-        tmp_path, "--kyverno-mode", "install", "--kyverno-values", values, timeout=900
+        tmp_path,
+        *("--registry-ca", ca, "--kyverno-mode", "install", "--kyverno-values", values),
+        timeout=900,
     )
     outcome.assert_green()
     assert outcome.summary is not None

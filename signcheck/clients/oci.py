@@ -140,6 +140,11 @@ class OciClient:
             if self.registry.has_auth:
                 assert self.registry.username and self.registry.password
                 client.auth.set_basic_auth(self.registry.username, self.registry.password)
+                if challenge == "basic":
+                    # Up front, not after a 401: a registry refuses an unauthenticated blob
+                    # PUT as soon as it reads the headers, and over TLS the client, still
+                    # sending megabytes, sees only a broken connection (SSLEOFError).
+                    client.session.auth = (self.registry.username, self.registry.password)
             # oras sends requests without a timeout; a registry that accepts the connection
             # and never answers must not hang the suite.
             session = client.session

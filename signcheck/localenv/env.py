@@ -373,7 +373,8 @@ class LocalEnv:
     def _kyverno_for_helm(self, paths: dict[str, Path], registry: Registry) -> None:
         client = OciClient(registry.as_target())
         incluster.push_images(client, registry.host, paths)
-        values = incluster.chart_values(registry.host, insecure=not registry.tls)
+        ca = registry.ca_path.read_text() if registry.ca_path else None
+        values = incluster.chart_values(registry.host, ca)
         self._kyverno_values = incluster.write_values(self.run_dir / incluster.VALUES_FILE, values)
 
     def _real_node(

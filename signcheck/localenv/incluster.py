@@ -13,8 +13,9 @@ Why each value (none of them changes what Kyverno decides about an image):
   From a pod's own network namespace it would mean nothing; any non-loopback name for the
   registry would send the host's traffic off loopback. The webhook still goes through
   Kyverno's Service (ClusterIP, kube-proxy) and the apiserver through `kubernetes`.
-- registry client: the run's registry speaks plain HTTP; no cloud credential helpers (they
-  would ask cloud metadata endpoints, off this machine).
+- registry client: the registry's CA as Kyverno's CA bundle (or, for a plain-HTTP registry,
+  `allowInsecure`); no cloud credential helpers (they would ask cloud metadata endpoints,
+  off this machine).
 - background and cleanup controllers, the CRD migration and webhook-cleanup hooks off: no
   scenario uses them, and the hooks need images (kyverno-cli, readiness-checker) this
   environment does not build; the run removes Kyverno's webhooks itself on uninstall.
@@ -87,10 +88,16 @@ def _probe(path: str) -> dict[str, Any]:
     }
 
 
-def chart_values(registry_host: str, insecure: bool) -> dict[str, Any]:
-    """The values this environment needs beside the seed's (see the module docstring)."""
+def chart_values(registry_host: str, ca_pem: str | None = None) -> dict[str, Any]:
+    """The values this environment needs beside the seed's (see the module docstring);
+    `ca_pem`: the registry's CA, which Kyverno's controllers then trust (the chart mounts it
+    as their only CA bundle: the images are FROM scratch), else the registry is plain HTTP."""
+    insecure = ca_pem is None
+    global_values: dict[str, Any] = {"image": {"registry": registry_host}}
+    if ca_pem is not None:
+        global_values["caCertificates"] = {"data": ca_pem}
     return {
-        "global": {"image": {"registry": registry_host}},
+        "global": global_values,
         "crds": {"migration": {"enabled": False}},
         "webhooksCleanup": {"enabled": False},
         "backgroundController": {"enabled": False},

@@ -136,6 +136,8 @@ class NodeSpec:
     resolv_conf: Path
     plain_http_registries: tuple[str, ...] = ()
     registry_auth: dict[str, tuple[str, str]] = field(default_factory=dict)
+    registry_cas: dict[str, Path] = field(default_factory=dict)
+    """The CA each TLS registry's certificate is issued by (the run's own registry's)."""
 
 
 def check_prerequisites() -> tuple[Path, Path]:
@@ -178,6 +180,7 @@ class RealNode:
             sandbox_image=spec.sandbox_image,
             plain_http_registries=spec.plain_http_registries,
             registry_auth=spec.registry_auth,
+            registry_cas=spec.registry_cas,
         )
         self.kubelet = Kubelet(
             run_dir,
@@ -311,6 +314,7 @@ class NodeWorld:
             resolv_conf=self.ns.dir / "resolv.conf",
             plain_http_registries=() if registry.tls else (registry.host,),
             registry_auth={registry.host: creds} if creds else {},
+            registry_cas={registry.host: registry.ca_path} if registry.ca_path else {},
         )
         self.boot_node(paths, spec, record)
 

@@ -79,6 +79,9 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
         run_id=run_id,
         keep=settings.keep,
         registry_auth=True,
+        # On a real node also TLS with a CA of its own (an IP SAN), as the seed's registry
+        # has: nodes and Kyverno's pods must trust it, not skip verification.
+        registry_tls=real,
         node_kind=settings.nodes,
         kyverno="helm" if real else "process",
     )

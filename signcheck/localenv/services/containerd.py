@@ -54,10 +54,12 @@ class Containerd(Service):
         sandbox_image: str,
         plain_http_registries: tuple[str, ...] = (),
         registry_auth: dict[str, tuple[str, str]] | None = None,
+        registry_cas: dict[str, Path] | None = None,
     ) -> None:
         super().__init__(run_dir, binary, timeouts)
         self.registry_auth = registry_auth or {}
         self.plain_http_registries = plain_http_registries
+        self.registry_cas = registry_cas or {}
         self.shim = shim
         self.runc = runc
         self.cni_bin = cni_bin
@@ -120,14 +122,16 @@ state = '{d / "state"}'
 """
         )
         (self.cni_conf_dir / "10-signcheck.conflist").write_text(json.dumps(self._cni(), indent=2))
-        for host in self.plain_http_registries:
-            # containerd's per-registry hosts file: this registry speaks plain HTTP.
+        # containerd's per-registry hosts files: plain HTTP, or TLS with the registry's CA.
+        hosts = {
+            h: f'server = "http://{h}"\n\n[host."http://{h}"]\n' for h in self.plain_http_registries
+        }
+        for h, ca in self.registry_cas.items():
+            hosts[h] = f'server = "https://{h}"\n\n[host."https://{h}"]\n  ca = "{ca}"\n'
+        for host, text in hosts.items():
             d = self.certs_dir / host
             d.mkdir(parents=True, exist_ok=True)
-            (d / "hosts.toml").write_text(
-                f'server = "http://{host}"\n\n[host."http://{host}"]\n'
-                '  capabilities = ["pull", "resolve"]\n'
-            )
+            (d / "hosts.toml").write_text(text + '  capabilities = ["pull", "resolve"]\n')
 
     def _auth_tables(self) -> str:
         # Node-level pull credentials (deprecated in 2.2, gone in 2.3: then a kubelet
