@@ -1,9 +1,9 @@
 """The seed's flow, step for step, on a cluster whose pods really run (issue 18): an
 environment from `signcheck env up --nodes real --registry-auth --registry-tls` (a real
-node, a registry with credentials and a CA of its own, no Kyverno), then the suite on `--target cluster --kyverno-mode install`: the seed's
-`helm install kyverno` with the chart of the pinned module, Kyverno's pods pulled by the
-node and running, its webhooks through its Service, the seed's tests green, and the
-release gone afterwards."""
+node, a registry with credentials and a CA of its own, no Kyverno), then the suite on
+`--target cluster --kyverno-mode install`: the seed's `helm install kyverno` with the chart
+of the pinned module, Kyverno's pods pulled by the node and running, its webhooks through
+its Service, the seed's tests green, and the release gone afterwards."""
 
 from __future__ import annotations
 
