@@ -93,8 +93,16 @@ def _kyverno_in_cluster(env: LocalEnv, work: Path) -> Iterator[None]:
 
 
 def one_run(runs_root: Path, nodes: str = "kwok") -> dict[str, Any]:
-    kyverno = "helm" if nodes == "real" else "process"
-    env = LocalEnv(EnvSpec(runs_root=runs_root, node_kind=nodes, kyverno=kyverno))  # type: ignore[arg-type]
+    # On a real node the environment the suite boots: a registry with credentials and TLS.
+    real = nodes == "real"
+    spec = EnvSpec(
+        runs_root=runs_root,
+        node_kind=nodes,  # type: ignore[arg-type]
+        kyverno="helm" if real else "process",
+        registry_auth=real,
+        registry_tls=real,
+    )
+    env = LocalEnv(spec)
     sampler = RssSampler(env)
     sampler.start()
     started = time.perf_counter()
@@ -102,7 +110,7 @@ def one_run(runs_root: Path, nodes: str = "kwok") -> dict[str, Any]:
         try:
             env.start()
             env_ready = time.perf_counter() - started
-            if kyverno == "helm":
+            if real:
                 stack.enter_context(_kyverno_in_cluster(env, runs_root / f"{env.run_id}-suite"))
             boot = time.perf_counter() - started
             time.sleep(1.0)  # let the sampler see the settled environment too
