@@ -16,6 +16,7 @@ other policies rely on would switch their enforcement off.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 from signcheck.clients.k8s import Cluster
@@ -84,11 +85,17 @@ def release(cluster: Cluster, attempts: int = 6) -> list[str]:
     """Undo a lockout by Kyverno's own dead webhooks; returns what was done. Raises when the
     cluster stays locked out, naming the webhook and why it was left alone."""
     actions: list[str] = []
+    removed: set[str] = set()
     for _ in range(attempts):
         webhook = probe(cluster)
         if webhook is None:
             return actions
         configs = _configurations_with(cluster, webhook)
+        if not configs and webhook in removed:
+            # Deleted a moment ago: the apiserver calls webhooks from its own cache of the
+            # configurations, which lags the delete (seen under load in CI).
+            time.sleep(1.0)
+            continue
         if not configs:
             raise EnvironmentNotReady(
                 f"pods in other namespaces are refused: webhook {webhook} cannot be called, "
@@ -101,6 +108,7 @@ def release(cluster: Cluster, attempts: int = 6) -> list[str]:
                 "called (is Kyverno running?); signcheck left it in place because these "
                 f"policies still rely on it: {', '.join(others[:10])}"
             )
+        removed.add(webhook)
         for kind, name in configs:
             cluster.delete_webhook_configuration(kind, name)
             actions.append(
