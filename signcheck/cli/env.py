@@ -157,6 +157,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         f"  registry    {reg['url']}"
         + ("  (credentials: " + reg["credentials_path"] + ")" if reg["auth"] else "")
     )
+    if reg.get("ca_path"):
+        print(f"  registry CA {reg['ca_path']}  (--registry-ca)")
     print(f"  run dir     {info['run_dir']}")
     if info.get("kyverno_values"):
         print("  Kyverno     not installed; its images are in the registry, values in")
