@@ -36,7 +36,7 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUn
         kyverno="helm",
     )
     try:
-        resolve_tools(LocalEnv(spec)._tools())
+        resolve_tools(LocalEnv(spec).required_tools())
     except ToolNotFound as err:
         pytest.skip(f"real-node tools not built: {err.message}")
     with LocalEnv(spec) as env:

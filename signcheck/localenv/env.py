@@ -149,7 +149,7 @@ class LocalEnv:
 
     def start(self) -> EnvInfo:
         started = self._last_mark = time.monotonic()
-        paths, self.versions = resolve_tools(self._tools())
+        paths, self.versions = resolve_tools(self.required_tools())
         real = self.settings.node_kind == "real"
         self._mark("resolve tools")
         # A crashed earlier run must not hold ports, pids or disk before this one boots.
@@ -181,7 +181,9 @@ class LocalEnv:
         self.state.save()
         return self._info
 
-    def _tools(self) -> tuple[str, ...]:
+    def required_tools(self) -> tuple[str, ...]:
+        """The pinned tools this environment runs (a real node with Helm Kyverno needs the
+        binaries its images are made of, not the out-of-cluster controllers)."""
         if self.settings.node_kind != "real":
             return TOOLS
         tools = tuple(t for t in TOOLS if t != "kwok") + NODE_TOOLS
