@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPECTED = ("passed", "skipped", "xfailed")
+EXPECTED = ("pass", "skipped", "finding")
 """Outcomes that are a test's normal result."""
 
 
@@ -65,7 +65,7 @@ def one_run(
     result["run_id"] = run_id
     result["tests"] = {t["nodeid"]: t["outcome"] for t in summary["tests"]}
     result["messages"] = {
-        t["nodeid"]: t["message"] for t in summary["tests"] if t["outcome"] != "passed"
+        t["nodeid"]: t["message"] for t in summary["tests"] if t["outcome"] != "pass"
     }
     problems = list(summary.get("problems", []))
     if summary.get("teardown", {}).get("clean") is not True:
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{'test':70} outcomes")
     for nodeid, t in result["per_test"].items():
         mark = " FLAKY" if t["flaky"] else (" FAILING" if t["always_failing"] else "")
-        if not mark and not t["outcomes"].get("passed"):
+        if not mark and not t["outcomes"].get("pass"):
             mark = f" ({'/'.join(t['outcomes'])} in every run)"
         print(f"{nodeid:70} {t['outcomes']}{mark}")
     print(

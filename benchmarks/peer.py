@@ -94,7 +94,7 @@ def run_signcheck(stand: Stand, workdir: Path) -> dict[str, Any]:
     totals = summary.get("totals", {})
     return {
         "wall_seconds": round(wall, 2),
-        "passed": proc.returncode == 0 and totals.get("passed") == 3,
+        "passed": proc.returncode == 0 and totals.get("pass") == 3,
         "phases": summary.get("phases", {}),
         "tail": proc.stdout.strip().splitlines()[-1:] if proc.stdout else proc.stderr[-400:],
     }

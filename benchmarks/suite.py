@@ -46,7 +46,7 @@ def run_once(paths: list[str], extra: list[str]) -> dict[str, Any]:
     return {
         "wall_seconds": round(wall, 2),
         "exit_code": proc.returncode,
-        "result": tail[0],
+        "result": summary.get("verdict", {}).get("sentence") or tail[0],
         "totals": summary.get("totals", {}),
         "phases": summary.get("phases", {}),
         "waiting_seconds": summary.get("waiting_seconds"),

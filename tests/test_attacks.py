@@ -22,16 +22,22 @@ from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, Scenarios
 from signcheck.suite import expect
 from signcheck.target import Target
+from signcheck.verdict.observe import observe
 
 API = pytest.mark.parametrize("api", ["cpol", "ivpol"])
 VARIANT = {"cpol": MAIN, "ivpol": "ivpol"}
 
-KNOWN_GAP_CACHE = (
-    "known gap in Kyverno's ClusterPolicy verifyImages (v1.19.1): a verification result is "
-    "cached per policy, rule and image *reference* (the tag) for --imageVerifyCacheTTLDuration "
-    "(default 60m); a re-pointed tag is admitted from the cache and mutateDigest then pins it "
-    "to the new, unsigned digest. Mitigation: `useCache: false` on the rule (ATK-02.nocache) "
-    "or --imageVerifyCacheEnabled=false, or reference images by digest"
+CACHE_ADVISORY = "https://github.com/kyverno/kyverno/security/advisories/GHSA-2r43-6962-xcw5"
+CACHE_GAP = (
+    "a ClusterPolicy's verifyImages cache is keyed by policy, rule and image reference (the "
+    "tag), not by the verified digest: a re-pointed tag is admitted from the cache for "
+    "--imageVerifyCacheTTLDuration (default 60m) and mutateDigest pins it to the new, "
+    "unsigned digest (upstream fix proposed in kyverno/kyverno#16213)"
+)
+CACHE_FIX = (
+    "set `useCache: false` on every verifyImages rule (ATK-02.nocache shows it closes the "
+    "gap), or start Kyverno with --imageVerifyCacheEnabled=false, or move to an "
+    "ImageValidatingPolicy (ATK-02.ivpol); until then reference images by digest"
 )
 
 
@@ -92,7 +98,8 @@ def test_tag_repointed_after_signing(
             marks=pytest.mark.expect(
                 "denied: no signatures found. Kyverno v1.19.1 ClusterPolicy instead ADMITS it "
                 "from its verification cache (keyed by tag) pinned to the unsigned digest: "
-                "reported as XFAIL (known gap), never as a pass"
+                "reported as a HIGH finding (GHSA-2r43-6962-xcw5) with its remediation, never "
+                "as a pass"
             ),
         ),
         "nocache",
@@ -121,7 +128,14 @@ def test_tag_repointed_after_admission(
     if case == "cpol" and isinstance(result, admission.Admitted):
         image = result.obj["spec"]["containers"][0]["image"]
         if image == f"{signed.by_tag}@{moved.digest}":
-            pytest.xfail(f"ADMITTED {image}: {KNOWN_GAP_CACHE}")
+            observe(
+                "ATK-02.cpol",
+                f"an unsigned digest was admitted by a re-pointed tag: {CACHE_GAP}",
+                "high",
+                CACHE_FIX,
+                reference=CACHE_ADVISORY,
+                evidence=f"admitted {image} (signed digest {signed.digest})",
+            )
     expect.denied_unsigned(
         result,
         "the re-pointed tag",

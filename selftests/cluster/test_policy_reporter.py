@@ -31,7 +31,7 @@ def test_policy_reporter_release_and_reports(
     )
     assert outcome.returncode == 0, outcome.output[-4000:]
     by_scenario = {t["scenario"]: t["outcome"] for t in outcome.tests}
-    assert by_scenario == {"SEED-09": "passed", "SEED-04": "passed"}, outcome.tests
+    assert by_scenario == {"SEED-09": "pass", "SEED-04": "pass"}, outcome.tests
     h = helm.Helm.pinned(some_cluster.kubeconfig)
     assert not h.releases("policy-reporter"), "the run's Policy Reporter release was left"
 

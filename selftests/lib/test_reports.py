@@ -53,12 +53,13 @@ def test_three_reports_with_scenarios(pytester: pytest.Pytester, reports: pytest
     reports.assert_outcomes(passed=2, failed=1)
     out = pytester.path / "out"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["schema"] == "signcheck.summary/v1" and summary["run_id"]
+    assert summary["schema"] == "signcheck.summary/v2" and summary["run_id"]
     by_scenario = {t["scenario"]: t for t in summary["tests"] if t["scenario"]}
-    assert by_scenario["DEMO-01"]["outcome"] == "passed"
-    assert by_scenario["DEMO-02"]["outcome"] == "failed"
+    assert by_scenario["DEMO-01"]["outcome"] == "pass"
+    assert by_scenario["DEMO-02"]["outcome"] == "fail"
     assert "registry said no" in by_scenario["DEMO-02"]["message"]
-    assert summary["totals"] == {"passed": 2, "failed": 1, "total": 3}
+    totals = {"pass": 2, "fail": 1, "finding": 0, "environment": 0, "skipped": 0, "total": 3}
+    assert summary["totals"] == totals
     assert "tests" in summary["phases"]
     junit = ET.parse(out / "junit.xml").getroot()
     props = {p.get("value") for p in junit.iter("property") if p.get("name") == "scenario"}

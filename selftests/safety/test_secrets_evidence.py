@@ -159,7 +159,7 @@ def _evidence_of(texts: dict[str, str], namespace_suffix: str) -> str:
 def test_failing_test_carries_its_evidence(failing_run: FailingRun) -> None:
     run = failing_run.run
     summary = run.summary()
-    failed = {t["scenario"] for t in summary["tests"] if t["outcome"] == "failed"}
+    failed = {t["scenario"] for t in summary["tests"] if t["outcome"] == "fail"}
     assert {"SEED-05", "SEED-06", "SEED-07"} <= failed, summary["tests"]
     evidence = _evidence_of(failing_run.texts, "test-unsigned-pod-denied")
     # The admission response: the signed control pod denied, and why.

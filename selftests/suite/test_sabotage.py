@@ -74,7 +74,7 @@ def test_broken_setup_fails_the_right_tests(sabotage: str, tmp_path: Path) -> No
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     summary = json.loads((reports / "summary.json").read_text())
-    failed = {t["scenario"]: t["message"] for t in summary["tests"] if t["outcome"] != "passed"}
+    failed = {t["scenario"]: t["message"] for t in summary["tests"] if t["outcome"] != "pass"}
     expected = EXPECTED[sabotage]
     assert set(failed) == set(expected), (proc.stdout[-4000:], failed)
     for scenario, why in expected.items():

@@ -16,16 +16,20 @@ from typing import Any
 
 from signcheck import redact
 from signcheck.clients.admission import Admission, Denied
+from signcheck.verdict.model import EXIT_FAILED, RESULTS, SEVERITIES, Finding, exit_code, verdict
 
-SCHEMA = "signcheck.summary/v1"
+SCHEMA = "signcheck.summary/v2"
+"""Documented in docs/summary.md (with its JSON Schema, docs/summary.schema.json)."""
 
 
 @dataclass
 class TestResult:
     nodeid: str
     outcome: str
-    """passed, failed, skipped, error (failed in setup/teardown), xfailed, xpassed."""
+    """The result class: pass, fail, finding, environment, skipped (`signcheck.verdict`)."""
     duration: float
+    pytest_outcome: str = "passed"
+    """What pytest said: passed, failed, skipped, error (failed in setup/teardown)."""
     scenario: str | None = None
     step: str | None = None
     message: str = ""
@@ -40,6 +44,10 @@ class TestResult:
     """A compatibility result (signature format x policy API), when the test records one."""
     observed: dict[str, str] = field(default_factory=dict)
     """What the test saw and recorded (`record_property`), e.g. SEED-05's container ID."""
+    finding: dict[str, Any] | None = None
+    """The finding, when the result is `finding` (`signcheck.verdict.model.Finding`)."""
+    cause: str = ""
+    """Why the run could not judge, when the result is `environment`."""
 
 
 @dataclass
@@ -60,10 +68,18 @@ class RunSummary:
     reports: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     """Run-level problems outside any test (leftovers after teardown, boot failure)."""
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    """Every finding: the tests' and the posture checks', most severe first."""
+    verdict: dict[str, Any] = field(default_factory=dict)
+    """`signcheck.verdict.model.Verdict` plus `fail_on` and `exit_code`."""
+    diagnosis: dict[str, Any] | None = None
+    """The canary's inspection, when enforcement was found broken before the scenarios."""
+    cluster: dict[str, Any] = field(default_factory=dict)
+    """The cluster facts the report opens with (webhooks, failure policies, Kyverno's mode)."""
 
     @property
     def totals(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        counts: dict[str, int] = {r: 0 for r in RESULTS}
         for t in self.tests:
             counts[t.outcome] = counts.get(t.outcome, 0) + 1
         counts["total"] = len(self.tests)
@@ -72,6 +88,24 @@ class RunSummary:
     @property
     def compatibility(self) -> list[dict[str, Any]]:
         return [{"scenario": t.scenario, **t.compat} for t in self.tests if t.compat]
+
+    def conclude(self, fail_on: str, posture: list[Finding] | None = None) -> None:
+        """The verdict, the findings (most severe first) and the exit code under `fail_on`."""
+        found = [
+            Finding.from_dict({**t.finding, "nodeid": t.nodeid}) for t in self.tests if t.finding
+        ]
+        found += posture or []
+        found.sort(key=lambda f: (not f.affected, SEVERITIES.index(f.severity), f.id))
+        env = [t.cause for t in self.tests if t.outcome == "environment" and t.cause]
+        env += [p.removeprefix("environment: ") for p in self.problems if p.startswith("env")]
+        # The cause most tests met first: one wall, named once.
+        causes = sorted(set(env), key=lambda c: (-env.count(c), env.index(c)))
+        v = verdict([t.outcome for t in self.tests], found, causes=causes)  # type: ignore[misc]
+        code = exit_code(v, found, fail_on)
+        if code == 0 and self.problems:
+            code = EXIT_FAILED  # something of the run was left behind, or teardown failed
+        self.findings = [f.as_dict() for f in found]
+        self.verdict = {**v.as_dict(), "fail_on": fail_on, "exit_code": code}
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

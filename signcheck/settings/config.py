@@ -37,6 +37,8 @@ class Settings:
     cosign_tool: str = "cosign-v2"
     seed_exact_policy: bool = False
     keep: bool = False
+    fail_on: Literal["fail", "high", "finding"] = "fail"
+    """`--fail-on`: see `signcheck.verdict.model.FAIL_ON`."""
     reports_dir: Path = Path("reports")
     sabotage: str = "none"
     timeouts: Timeouts = field(default_factory=Timeouts)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from signcheck.errors import ConfigError
 from signcheck.target import TARGETS
+from signcheck.verdict.model import FAIL_ON
 
 Kind = Literal["str", "path", "bool", "choice"]
 
@@ -116,6 +117,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("policy_reporter_chart", help="Policy Reporter chart (path or repo/chart)"),
     Option("seed_exact_policy", "bool", help="the seed's cluster-wide policy"),
     Option("keep", "bool", help="keep the run directory (keys, state, logs)"),
+    Option(
+        "fail_on",
+        "choice",
+        FAIL_ON,
+        help="what fails the run: fail (default: a broken promise), high (also a high "
+        "finding), finding (any finding)",
+    ),
     Option("yc_folder_id", help="yandex: cloud folder id"),
     Option("yc_zone", help="yandex: availability zone (default ru-central1-a)"),
     Option("k8s_version", help="yandex: Kubernetes version of the provisioned cluster"),

@@ -11,15 +11,36 @@ import pytest
 from signcheck import redact
 from signcheck.report.summary import TestResult
 from signcheck.suite.session import SigncheckRun
+from signcheck.verdict.model import EXIT_ENVIRONMENT
 
 PLUGIN_PROPERTIES = frozenset(
-    {"scenario", "seed_step", "expect", "proves", "admission", "compat", "environment_error"}
+    {
+        "scenario",
+        "seed_step",
+        "expect",
+        "proves",
+        "admission",
+        "compat",
+        "environment_error",
+        "finding",
+        "finding_severity",
+        "finding_remediation",
+    }
 )
 """The properties the plugin itself records; any other is the test's own observation."""
 
+KEEP_EXIT = {
+    int(pytest.ExitCode.INTERRUPTED),
+    int(pytest.ExitCode.INTERNAL_ERROR),
+    int(pytest.ExitCode.USAGE_ERROR),
+    int(pytest.ExitCode.NO_TESTS_COLLECTED),
+    EXIT_ENVIRONMENT,
+}
+"""Exit codes pytest or the boot decided, which the verdict does not override."""
+
 
 class Collector:
-    """Turns test reports into `TestResult`s (one per test id)."""
+    """Turns test reports into `TestResult`s (one per test id), each in one result class."""
 
     def __init__(self, run: SigncheckRun) -> None:
         self.run = run
@@ -36,7 +57,8 @@ class Collector:
         props = dict(report.user_properties)
         result = self.by_id.get(report.nodeid)
         if result is None:
-            result = TestResult(report.nodeid, "passed", 0.0)
+            # No class until a phase decides one: a test interrupted after its setup has none.
+            result = TestResult(report.nodeid, "", 0.0, pytest_outcome="")
             self.by_id[report.nodeid] = result
         result.duration = round(result.duration + report.duration, 3)
         if "scenario" in props:
@@ -51,22 +73,25 @@ class Collector:
         for name, value in props.items():
             if name not in PLUGIN_PROPERTIES:
                 result.observed[name] = redact.redact(str(value))
-        if report.when == "call":
-            if hasattr(report, "wasxfail"):
-                result.outcome = "xfailed" if report.skipped else "xpassed"
-            else:
-                result.outcome = report.outcome
-        elif report.failed:
-            result.outcome = "error"
-        elif report.skipped and report.when == "setup":
-            result.outcome = "skipped"
         if report.failed or report.skipped:
             result.message = redact.redact(_short_message(report))
-        if "environment_error" in props and report.when == "call":
-            result.outcome = "error"
-            # Not a verdict on signatures: the registry, the webhook or the cluster failed.
-            result.failure = "environment"
-            self.run.summary.problems.append(f"environment: {props['environment_error']}")
+        _classify(result, report, props)
+
+    def finish_results(self, session: pytest.Session) -> list[TestResult]:
+        """Every result with its class; a test that never finished is `environment`."""
+        interrupted = session.shouldstop or session.shouldfail
+        for result in self.by_id.values():
+            if not result.outcome:
+                result.outcome = "environment"
+                result.pytest_outcome = result.pytest_outcome or "interrupted"
+                result.cause = (
+                    f"the run stopped before this test finished ({interrupted})"
+                    if isinstance(interrupted, str)
+                    else "the run was interrupted before this test finished"
+                )
+                result.failure = "environment"
+                result.message = result.message or result.cause
+        return list(self.by_id.values())
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -79,11 +104,16 @@ class Collector:
             # setup in a serial run; it is reported as its own phases, not as test time.
             setup = run.phases.overlap(self.first_start, self.last_stop)
             run.phases.add("tests", max(0.0, window - setup))
-        run.summary.tests = list(self.by_id.values())
+        run.summary.tests = self.finish_results(session)
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         run.finish(announce=tr.write_line if tr is not None else None)
-        if run.summary.problems and session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if not run.judges:
+            if run.summary.problems and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        if int(session.exitstatus) in KEEP_EXIT:
+            return
+        session.exitstatus = int(run.summary.verdict.get("exit_code", session.exitstatus))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         run = self.run
@@ -112,3 +142,40 @@ def _short_message(report: pytest.TestReport) -> str:
     text = str(report.longrepr or "")
     lines = [ln for ln in text.splitlines() if ln.startswith("E ")]
     return "\n".join(lines[:20]) if lines else text[-2000:]
+
+
+_PYTEST_TO_RESULT = {"passed": "pass", "failed": "fail", "skipped": "skipped"}
+
+
+def _classify(result: TestResult, report: pytest.TestReport, props: dict[str, Any]) -> None:
+    """The result class from one phase's report (the plugin's properties decide first)."""
+    if report.when == "call":
+        result.pytest_outcome = report.outcome
+        if hasattr(report, "wasxfail"):
+            # Not a result signcheck knows: a gap is a finding, so a stray xfail counts as a
+            # failure rather than hiding what it watched.
+            result.pytest_outcome = "xfailed" if report.skipped else "xpassed"
+            result.outcome = "fail" if report.skipped else "pass"
+            if report.skipped:
+                result.message = "xfail is not a signcheck result (use a finding): " + str(
+                    report.wasxfail
+                )
+            return
+    elif report.failed:
+        result.pytest_outcome = "error"
+    elif report.skipped and report.when == "setup":
+        result.pytest_outcome = "skipped"
+    if "environment_error" in props and report.failed:
+        # Not a verdict on signatures: the registry, the webhook or the cluster failed.
+        result.outcome = "environment"
+        result.failure = "environment"
+        result.cause = str(props["environment_error"])
+    elif "finding" in props and report.when == "call" and report.passed:
+        result.outcome = "finding"
+        result.finding = json.loads(str(props["finding"]))
+    elif report.when == "call":
+        result.outcome = _PYTEST_TO_RESULT.get(report.outcome, "fail")
+    elif report.failed and result.outcome != "environment":
+        result.outcome = "fail"
+    elif report.skipped and report.when == "setup":
+        result.outcome = "skipped"

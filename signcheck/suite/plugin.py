@@ -25,6 +25,9 @@ from signcheck.suite.collector import Collector
 from signcheck.suite.interrupt_report import drop_lineless_entries
 from signcheck.suite.session import SigncheckRun, attach, find_run, get_run
 from signcheck.suite.stash import ADMISSIONS, COMPAT, NAMESPACE, STARTED
+from signcheck.verdict import terminal
+from signcheck.verdict.model import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
+from signcheck.verdict.observe import FindingObserved
 
 # `-p signcheck.suite.plugin` alone is enough: its options come with it (a no-op when the
 # pytest11 entry point registered them already).
@@ -74,6 +77,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = find_run(config)
     if run is None or not run.is_owner:
         return
+    if run.finished and run.judges and run.summary.verdict:
+        # Last of all, under pytest's counts: the answer and what to do about the findings.
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            terminal.write_verdict(tr, run.summary)
     run.restore_sigterm()
     if run.claim is not None and not run.finished:
         # The session never reached its end (an error while configuring or collecting):
@@ -128,12 +136,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and admissions:
         _add_property(item, report, "admission", redact.redact(json.dumps(admissions)))
         extras.append(_extra_text(admission_text(admissions), "Admission response"))
-    if report.when == "call" and call.excinfo and call.excinfo.errisinstance(WebhookUnavailable):
-        # Kyverno's webhook cannot be called: the run says so and stops, rather than
-        # reporting verdicts about signatures it could not observe.
-        message = redact.redact(str(call.excinfo.value).splitlines()[0])
-        _add_property(item, report, "environment_error", message)
-        item.session.shouldfail = f"signcheck: environment error: {message}"
+    if call.excinfo is not None and report.when in ("setup", "call"):
+        _classify_exception(item, report, call.excinfo)
     compat = item.stash.get(COMPAT, None)
     if report.when == "call" and compat:
         _add_property(item, report, "compat", json.dumps(compat))
@@ -145,6 +149,47 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if extras:
         setattr(report, "extras", redact.redact_obj(extras))  # noqa: B010 - pytest-html reads it
     _redact_report(report)
+
+
+def _classify_exception(
+    item: pytest.Item, report: pytest.TestReport, excinfo: pytest.ExceptionInfo[BaseException]
+) -> None:
+    """A finding ends the test as `finding` (passed for pytest and JUnit, with the finding as
+    properties); a SigncheckError as `environment` with its one-line cause, shown without a
+    traceback through the library."""
+    err = excinfo.value
+    if isinstance(err, FindingObserved) and report.when == "call":
+        finding = err.finding
+        finding.nodeid = item.nodeid
+        report.outcome = "passed"
+        report.longrepr = None
+        _add_property(item, report, "finding", redact.redact(json.dumps(finding.as_dict())))
+        _add_property(item, report, "finding_severity", finding.severity)
+        _add_property(item, report, "finding_remediation", redact.redact(finding.remediation))
+        return
+    if not isinstance(err, SigncheckError) or isinstance(err, FindingObserved):
+        return
+    cause = redact.redact(err.message.splitlines()[0] if err.message else type(err).__name__)
+    if not any(k == "environment_error" for k, _ in report.user_properties):
+        _add_property(item, report, "environment_error", cause)
+    report.longrepr = redact.redact(f"signcheck: environment: {err}")
+    if isinstance(err, WebhookUnavailable):
+        # Kyverno's webhook cannot be called: the run says so and stops, rather than
+        # reporting verdicts about signatures it could not observe.
+        item.session.shouldfail = f"signcheck: environment error: {cause}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
+    """`FINDING` and `ENVIRONMENT` on the terminal and in its final counts."""
+    names = {k for k, _ in report.user_properties}
+    if report.when == "call" and report.passed and "finding" in names:
+        return "finding", "!", ("FINDING", {"yellow": True})
+    if report.failed and report.when in ("setup", "call") and "environment_error" in names:
+        return "environment", "E", ("ENVIRONMENT", {"yellow": True})
+    return None
 
 
 def _add_property(item: pytest.Item, report: pytest.TestReport, name: str, value: str) -> None:
@@ -232,5 +277,6 @@ def pytest_runtestloop(session: pytest.Session) -> None:
             tr = session.config.pluginmanager.get_plugin("terminalreporter")
             if tr is not None:
                 tr.write_line(redact.redact(err.details))
-        code = pytest.ExitCode.USAGE_ERROR if isinstance(err, ConfigError) else 1
+        bad_input = isinstance(err, ConfigError) and not getattr(err, "environment", False)
+        code = EXIT_BAD_INPUT if bad_input else EXIT_ENVIRONMENT
         pytest.exit(redact.redact(f"signcheck: {err.message}"), returncode=code)

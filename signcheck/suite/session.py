@@ -30,6 +30,7 @@ from signcheck.run.resources import RunResources, SessionState
 from signcheck.suite.options import settings_from
 from signcheck.target import Target, new_run_id
 from signcheck.tools import gobuild
+from signcheck.verdict.model import Finding
 from signcheck.wait import until, waited_seconds
 
 
@@ -68,9 +69,9 @@ class SigncheckRun:
             self.run_dir = self.claim.run_dir
             self.registry_password = None
         self.phases = Phases(self.run_dir)
-        self.reports_enabled = bool(config.getoption("signcheck_reports")) and not (
-            _is_selftest_run(config)
-        )
+        self.judges = not _is_selftest_run(config)
+        """Whether this run gives a verdict (a run of the plugin's own selftests does not)."""
+        self.reports_enabled = bool(config.getoption("signcheck_reports")) and self.judges
         self.reports_dir = (config.rootpath / self.settings.reports_dir).resolve()
         self.started = time.monotonic()
         self.waited_at_start = waited_seconds()
@@ -84,6 +85,8 @@ class SigncheckRun:
         self.catalogue = True
         """Whether the selected tests need the scenarios' resources beyond the seed's."""
         self.restore_sigterm: Callable[[], None] = lambda: None
+        self.posture: list[Finding] = []
+        """Findings of the posture checks (owner only), for the verdict."""
 
     @property
     def booted_target(self) -> Target | None:
@@ -167,6 +170,7 @@ class SigncheckRun:
     def _finish(self) -> None:
         if self._target is not None or (self.run_dir / "target.json").is_file():
             self._teardown()
+        self.summary.conclude(self.settings.fail_on, self.posture)
         if self.reports_enabled:
             self.summary.phases = self.phases.read()
             self.summary.wall_seconds = round(time.monotonic() - self.started, 3)
