@@ -67,6 +67,20 @@ class WebhookUnavailable(EnvironmentNotReady):
     signatures, and no later admission test can say anything either."""
 
 
+class EnforcementBroken(EnvironmentNotReady):
+    """The canary failed: the scenarios that judge admission cannot be judged; the message
+    names the cause the diagnosis observed."""
+
+
+class RegistryUnavailable(EnvironmentNotReady):
+    """Kyverno could not read the registry at all (unreachable, TLS or scheme mismatch,
+    credentials refused): no later verification against it can say anything either."""
+
+
+RUN_STOPPERS: tuple[type[SigncheckError], ...] = (WebhookUnavailable, RegistryUnavailable)
+"""Met by a test unexpectedly, these stop the run: every later test would meet them too."""
+
+
 def tail_lines(text: str, n: int) -> str:
     lines = text.strip().splitlines()
     return "\n".join(lines[-n:])

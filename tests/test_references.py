@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from fixtures.types import Admit, MakeNamespace, PolicyOf
@@ -21,7 +19,7 @@ VARIANT = {"cpol": MAIN, "ivpol": "ivpol"}
 
 def _annotations(result: Admission) -> dict[str, str]:
     assert isinstance(result, admission.Admitted)
-    return result.obj.get("metadata", {}).get("annotations") or {}
+    return expect.annotations_of(result.obj)
 
 
 @pytest.mark.scenario(
@@ -71,8 +69,8 @@ def test_by_tag_pinned_to_digest(
         api,
     )
     if api == "cpol":
-        record = json.loads(_annotations(result)[expect.VERIFY_ANNOTATION])
-        assert record == {f"{signed.repository}@{signed.digest}": "pass"}, record
+        want = {f"{signed.repository}@{signed.digest}": "pass"}
+        expect.record(_annotations(result), expect.VERIFY_ANNOTATION, "the signed pod", want)
 
 
 @pytest.mark.scenario(
@@ -127,8 +125,8 @@ def test_tag_kept_when_digest_optional(
     )
     assert isinstance(result, admission.Admitted)
     assert result.obj["spec"]["containers"][0]["image"] == signed.by_tag
-    record = json.loads(_annotations(result)[expect.VERIFY_ANNOTATION])
-    assert record == {signed.by_tag: "pass"}, record
+    want = {signed.by_tag: "pass"}
+    expect.record(_annotations(result), expect.VERIFY_ANNOTATION, "the signed pod by tag", want)
     expect.denied_unsigned(
         admit(k8s.pod("unsigned", ns, unsigned.by_tag, target.run_id), unsigned.by_tag),
         "an unsigned image by tag",
@@ -163,13 +161,13 @@ def test_required(
         result = expect.verified(
             admit(k8s.pod("pod", ns, signed.by_tag, target.run_id)), "signed", signed, api
         )
-        scoped = json.loads(_annotations(result)[expect.SCOPED_ANNOTATION])
-        assert scoped == {
+        want = {
             "version": 1,
             "policies": {
                 f"/{policy.name}": {policy.rule: {f"{signed.repository}@{signed.digest}": "pass"}}
             },
-        }, scoped
+        }
+        expect.record(_annotations(result), expect.SCOPED_ANNOTATION, "the signed pod", want)
         return
     variant = "ivpol-containers-only"
     ns = make_namespace(variant)
@@ -244,7 +242,10 @@ def test_outside_image_references(
     )
     assert isinstance(result, admission.Admitted)
     assert result.obj["spec"]["containers"][0]["image"] == outside.by_tag
-    assert expect.VERIFY_ANNOTATION not in _annotations(result)
+    recorded = _annotations(result).get(expect.VERIFY_ANNOTATION)
+    assert recorded is None, (
+        f"the image out of scope was verified after all: {expect.VERIFY_ANNOTATION}={recorded}"
+    )
     expect.denied_unsigned(
         admit(k8s.pod("inside", ns, images.unsigned.by_tag, target.run_id), images.unsigned.by_tag),
         "the unsigned image in scope",
@@ -272,8 +273,11 @@ def test_skip_image_references(
     result = expect.admitted(
         admit(k8s.pod("skipped", ns, unsigned.by_tag, target.run_id)), "the skipped image"
     )
-    record = json.loads(_annotations(result)[expect.VERIFY_ANNOTATION])
-    assert set(record.values()) == {"skip"}, record
+    record = expect.record(_annotations(result), expect.VERIFY_ANNOTATION, "the skipped image")
+    assert record and set(record.values()) == {"skip"}, (
+        f"the skipped image: expected every entry of {expect.VERIFY_ANNOTATION} to be 'skip', "
+        f"saw {record or 'an empty record'}"
+    )
     expect.denied_unverified(
         admit(k8s.pod("otherkey", ns, other.by_tag, target.run_id), other.by_tag),
         "an image signed with another key",

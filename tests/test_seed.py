@@ -164,7 +164,6 @@ def test_unsigned_pod_denied(
         rule=run_state.rule_name,
         image=unsigned,
         reason="no signatures found",
-        policy_doc=run_state.policy,
     )
 
 
@@ -188,5 +187,4 @@ def test_other_key_pod_denied(
         rule=run_state.rule_name,
         image=other,
         reason="no matching signatures",
-        policy_doc=run_state.policy,
     )

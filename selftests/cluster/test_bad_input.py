@@ -1,7 +1,9 @@
 """Bad input on the cluster target: each case is one clear error that names what to fix,
 and no test runs. The cluster is a real local environment addressed like any cluster
 (kubeconfig, registry URL, credentials); beside the bad cases, the same arguments with
-nothing broken run the whole suite green (the positive control)."""
+nothing broken run the whole suite green (the positive control). The exit code tells the two
+apart: 4 when the input is wrong, 6 when the input is fine but the cluster or registry is not
+usable (unreachable, or refusing the run's policy by a rule of its own)."""
 
 from __future__ import annotations
 
@@ -30,9 +32,15 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def assert_one_error(outcome: Outcome, *needles: str) -> str:
-    """Exactly one error line, naming what to fix; no test ran; nothing passed."""
+BAD_INPUT, ENVIRONMENT = 4, 6
+
+
+def assert_one_error(outcome: Outcome, *needles: str, code: int | None = None) -> str:
+    """Exactly one error line, naming what to fix; no test ran; nothing passed; where given,
+    the exit `code` says whose the fault is (BAD_INPUT or ENVIRONMENT)."""
     assert outcome.returncode not in (0, 5), outcome.output[-3000:]
+    if code is not None:
+        assert outcome.returncode == code, (outcome.returncode, outcome.output[-3000:])
     errors = outcome.error_lines()
     assert len(errors) == 1, f"expected one error line, got {errors}\n{outcome.output[-3000:]}"
     for needle in needles:
@@ -142,7 +150,9 @@ def test_cluster_unreachable(some_cluster: ClusterUnderTest, tmp_path: Path) -> 
     kc = tmp_path / "kubeconfig"
     kc.write_text(yaml.safe_dump(data))
     outcome = some_cluster.run(tmp_path, "--kubeconfig", str(kc))
-    assert_one_error(outcome, f"the cluster at https://127.0.0.1:{port} is unreachable")
+    assert_one_error(
+        outcome, f"the cluster at https://127.0.0.1:{port} is unreachable", code=ENVIRONMENT
+    )
 
 
 def test_missing_permissions(some_cluster: ClusterUnderTest, tmp_path: Path) -> None:
@@ -249,6 +259,7 @@ def test_policy_the_cluster_rejects(some_cluster: ClusterUnderTest, tmp_path: Pa
             outcome,
             "the cluster rejects the run's ClusterPolicy check-image-",
             "image verification policies are managed by the platform",
+            code=ENVIRONMENT,
         )
     finally:
         adm.delete_validating_admission_policy_binding(name)
@@ -261,13 +272,17 @@ def test_policy_the_cluster_rejects(some_cluster: ClusterUnderTest, tmp_path: Pa
 def test_registry_unreachable(some_cluster: ClusterUnderTest, tmp_path: Path) -> None:
     port = closed_port()
     outcome = some_cluster.run(tmp_path, "--registry", f"http://127.0.0.1:{port}")
-    assert_one_error(outcome, f"registry 127.0.0.1:{port} is unreachable", "check --registry")
+    assert_one_error(
+        outcome, f"registry 127.0.0.1:{port} is unreachable", "check --registry", code=ENVIRONMENT
+    )
 
 
 def test_registry_rejects_the_credentials(some_cluster: ClusterUnderTest, tmp_path: Path) -> None:
     wrong = "wrong-" + secrets.token_hex(8)
     outcome = some_cluster.run(tmp_path, env={"SIGNCHECK_REGISTRY_PASSWORD": wrong})
-    assert_one_error(outcome, "rejected the credentials", "SIGNCHECK_REGISTRY_PASSWORD")
+    assert_one_error(
+        outcome, "rejected the credentials", "SIGNCHECK_REGISTRY_PASSWORD", code=BAD_INPUT
+    )
     assert wrong not in outcome.output
 
 
@@ -281,7 +296,9 @@ def test_wrong_key_password(
     outcome = some_cluster.run(
         tmp_path, "--signing-key", str(keys["a.key"]), env={"COSIGN_PASSWORD": wrong}
     )
-    assert_one_error(outcome, f"the password for --signing-key {keys['a.key']} is wrong")
+    assert_one_error(
+        outcome, f"the password for --signing-key {keys['a.key']} is wrong", code=BAD_INPUT
+    )
     assert wrong not in outcome.output
 
 

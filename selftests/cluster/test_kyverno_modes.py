@@ -18,7 +18,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from selftests.cluster.conftest import ClusterUnderTest, _boot
-from selftests.cluster.test_bad_input import assert_one_error
+from selftests.cluster.test_bad_input import ENVIRONMENT, assert_one_error
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import install
 from signcheck.settings.config import Settings
@@ -195,6 +195,7 @@ def test_install_mode_without_real_kubelets_stops_at_the_webhooks(
         outcome,
         "Kyverno is installed but its webhooks are not ready",
         f"not registered by the Kyverno in namespace {namespace}",
+        code=ENVIRONMENT,
     )
     h = helm.Helm.pinned(some_cluster.kubeconfig)
     assert not h.releases(namespace), "the run's release was left behind"
@@ -224,6 +225,7 @@ def test_kyverno_down_then_gone(doomed_cluster: ClusterUnderTest, tmp_path: Path
         down,
         "Kyverno is installed but its webhooks are not ready",
         "the API server could not call them",
+        code=ENVIRONMENT,
     )
 
     cluster = Cluster(doomed_cluster.kubeconfig)
@@ -239,6 +241,7 @@ def test_kyverno_down_then_gone(doomed_cluster: ClusterUnderTest, tmp_path: Path
         unregistered,
         "Kyverno is installed but its webhooks are not ready",
         "kyverno-policy-validating-webhook-cfg",
+        code=ENVIRONMENT,
     )
 
     ext = client.ApiextensionsV1Api(cluster.api)
@@ -253,4 +256,6 @@ def test_kyverno_down_then_gone(doomed_cluster: ClusterUnderTest, tmp_path: Path
                 break
         time.sleep(0.2)
     gone = doomed_cluster.run(tmp_path / "gone")
-    assert_one_error(gone, "Kyverno is not installed in this cluster", "--kyverno-mode install")
+    assert_one_error(
+        gone, "Kyverno is not installed in this cluster", "--kyverno-mode install", code=ENVIRONMENT
+    )

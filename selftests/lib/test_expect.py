@@ -3,11 +3,14 @@ problem rather than a verdict on signatures."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from signcheck.clients import admission
+from signcheck.clients.oci import PushedImage
 from signcheck.errors import EnvironmentNotReady
-from signcheck.kyverno import ivpol
+from signcheck.kyverno import ivpol, livecheck
 from signcheck.run.scenarios import PolicyRef
 from signcheck.suite import expect
 
@@ -73,8 +76,6 @@ def test_registry_errors_are_environment_problems_not_verdicts() -> None:
 
 
 def test_verified_needs_the_pin_and_the_record() -> None:
-    from signcheck.clients.oci import PushedImage
-
     img = PushedImage("reg:5000/s/r/signed", "r", "sha256:" + "b" * 64, "c", "l")
     pod = {
         "metadata": {
@@ -90,3 +91,151 @@ def test_verified_needs_the_pin_and_the_record() -> None:
     with pytest.raises(AssertionError, match="without Kyverno's verification record"):
         expect.verified(admission.Admitted(unrecorded), "x", img, "cpol")
     expect.verified(admission.Admitted(unrecorded), "x", img, "ivpol")
+
+
+# -- the scenarios' own checks of Kyverno's records read as words, not raw Python ---------
+
+SIGNED = PushedImage("reg:5000/s/r/signed", "r", "sha256:" + "b" * 64, "c", "l")
+UNSIGNED = PushedImage("reg:5000/s/r/unsigned", "r", "sha256:" + "e" * 64, "c", "l")
+
+
+def _pod(image: str, annotations: dict[str, str] | None = None) -> admission.Admitted:
+    meta: dict[str, object] = {"name": "p", "namespace": "ns"}
+    if annotations is not None:
+        meta["annotations"] = annotations
+    return admission.Admitted(
+        {"metadata": meta, "spec": {"containers": [{"name": "app", "image": image}]}}
+    )
+
+
+def test_a_missing_verification_record_is_said_in_words() -> None:
+    """REF-04 on a pod Kyverno admitted without its record: once a `KeyError`."""
+    from tests import test_references
+
+    with pytest.raises(AssertionError) as raised:
+        test_references.test_tag_kept_when_digest_optional(
+            make_namespace=lambda variant="main", outside=False: "ns",
+            admit=lambda obj, image=None: _pod(SIGNED.by_tag),
+            images=SimpleNamespace(signed=SIGNED, unsigned=UNSIGNED),  # type: ignore[arg-type]
+            policy_of=lambda variant: CPOL,
+            target=SimpleNamespace(run_id="r"),  # type: ignore[arg-type]
+        )
+    text = str(raised.value)
+    assert "without Kyverno's kyverno.io/verify-images annotation" in text, text
+    assert f"expected {{'{SIGNED.by_tag}': 'pass'}}" in text and "no annotations" in text, text
+
+
+def test_a_record_that_differs_says_what_was_expected_and_seen() -> None:
+    """MODE-01 on an Audit pod with no verification record: once `assert {} == {...}`."""
+    from tests import test_policy_modes
+
+    pods = {
+        "signed": {"admitted": True, "annotations": {}},
+        "unsigned": {"admitted": True, "annotations": {}},
+    }
+    request = SimpleNamespace(node=SimpleNamespace(stash={}))
+    with pytest.raises(AssertionError) as raised:
+        test_policy_modes.test_audit_admits_and_reports(
+            request=request,  # type: ignore[arg-type]
+            scenarios=SimpleNamespace(audit_namespace="ns", audit_pods=pods),  # type: ignore[arg-type]
+            images=SimpleNamespace(signed=SIGNED, unsigned=UNSIGNED),  # type: ignore[arg-type]
+            cluster=None,  # type: ignore[arg-type]
+            policy_of=lambda variant: CPOL,
+            signcheck_run=None,  # type: ignore[arg-type]
+        )
+    text = str(raised.value)
+    assert "assert {}" not in text, text
+    assert f"expected {{'{SIGNED.by_tag}': 'pass'}}" in text, text
+    assert "without Kyverno's kyverno.io/verify-images annotation" in text, text
+
+
+def test_record_comparison_names_each_difference() -> None:
+    with pytest.raises(AssertionError) as raised:
+        expect.same_record(
+            {"a": "fail", "c": "pass"},
+            {"a": "pass", "b": "pass"},
+            "a pod",
+            expect.VERIFY_ANNOTATION,
+        )
+    text = str(raised.value)
+    assert "'a': expected 'pass', saw 'fail'" in text, text
+    assert "missing 'b'" in text and "unexpected 'c'" in text, text
+
+
+# -- an expected denial that was admitted: what the live policy holds, never guesses -----
+
+
+def test_admitted_without_a_cluster_says_the_live_policy_was_not_checked() -> None:
+    ivpol_doc = {"kind": "ImageValidatingPolicy", "spec": {"validationActions": ["Deny"]}}
+    ref = PolicyRef("ivpol", "ImageValidatingPolicy", "check-image-ivpol", None, ivpol_doc)
+    with pytest.raises(AssertionError) as raised:
+        expect.denied_unsigned(_pod(IMAGE), "an unsigned pod", ref, image=IMAGE)
+    text = str(raised.value)
+    assert "ADMITTED but must be denied" in text, text
+    assert "the live ImageValidatingPolicy check-image-ivpol was not checked" in text, text
+    # Neither a field of the other API read off the suite's copy, nor a list of guesses.
+    assert "validationFailureAction" not in text and "An Audit policy" not in text, text
+
+
+def _cpol_live(action: str, ready: str = "True", **verify: object) -> dict[str, object]:
+    return {
+        "kind": "ClusterPolicy",
+        "metadata": {"name": "check-image", "generation": 2},
+        "spec": {
+            "validationFailureAction": action,
+            "rules": [
+                {
+                    "name": "check-image",
+                    "verifyImages": [{"imageReferences": ["reg:5000/signcheck/r/*"], **verify}],
+                }
+            ],
+        },
+        "status": {
+            "conditions": [
+                {"type": "Ready", "status": ready, "reason": "Succeeded", "observedGeneration": 2}
+            ]
+        },
+    }
+
+
+def test_live_cluster_policy_facts() -> None:
+    assert livecheck.facts(None, "ClusterPolicy", "check-image", IMAGE) == (
+        "ClusterPolicy check-image does not exist in the cluster"
+    )
+    audit = livecheck.facts(_cpol_live("Audit"), "ClusterPolicy", "check-image", IMAGE)
+    assert "validationFailureAction=Audit (Audit only reports), Ready;" in audit, audit
+    assert "matches its imageReferences (reg:5000/signcheck/r/*)" in audit, audit
+    enforce = livecheck.facts(
+        _cpol_live("Enforce", failureAction="Audit"), "ClusterPolicy", "check-image", IMAGE
+    )
+    assert "per rule check-image: failureAction=Audit" in enforce, enforce
+    stale = livecheck.facts(_cpol_live("Enforce", "False"), "ClusterPolicy", "check-image", IMAGE)
+    assert "NOT Ready (Succeeded: )" in stale, stale
+    outside = livecheck.facts(
+        _cpol_live("Enforce"), "ClusterPolicy", "check-image", "other.example/app:1"
+    )
+    assert "matches none of its imageReferences" in outside and "never checked" in outside
+    skipped = livecheck.facts(
+        _cpol_live("Enforce", skipImageReferences=["reg:5000/signcheck/r/unsigned*"]),
+        "ClusterPolicy",
+        "check-image",
+        IMAGE,
+    )
+    assert "also its skipImageReferences (reg:5000/signcheck/r/unsigned*)" in skipped, skipped
+
+
+def test_live_image_validating_policy_facts() -> None:
+    live = {
+        "kind": "ImageValidatingPolicy",
+        "spec": {
+            "validationActions": ["Audit"],
+            "matchImageReferences": [{"glob": "reg:5000/*"}, {"expression": "true"}],
+        },
+        "status": {"conditionStatus": {"ready": True}},
+    }
+    text = livecheck.facts(live, "ImageValidatingPolicy", "p", IMAGE)
+    assert "validationActions=['Audit'] (only Deny refuses), Ready;" in text, text
+    assert "matches its matchImageReferences (reg:5000/*)" in text, text
+    live["spec"]["matchImageReferences"] = [{"expression": "image.startsWith('x')"}]  # type: ignore[index]
+    text = livecheck.facts(live, "ImageValidatingPolicy", "p", IMAGE)
+    assert "were not evaluated" in text, text

@@ -71,6 +71,13 @@ def test_interrupted_run_cleans_up_after_itself(dirs: Dirs, sig: signal.Signals)
     assert code == 2, f"exit {code}, expected pytest's 'interrupted'\n{run.output[-3000:]}"
     assert "KeyboardInterrupt" in run.output
     assert local_leftovers(run) == {}, run.output[-3000:]
+    # The test the signal landed in never finished: it could not be judged, it did not pass.
+    summary = run.summary()
+    (held,) = [t for t in summary["tests"] if t["nodeid"].endswith(f"::{MID_TEST}")]
+    assert held["outcome"] == "environment", held
+    assert (held["pytest_outcome"], held["failure"]) == ("interrupted", "environment"), held
+    assert "interrupted before this test finished" in held["cause"], held
+    assert summary["verdict"]["state"] != "enforced", summary["verdict"]
 
 
 def test_kill9_then_next_run_removes_everything(dirs: Dirs) -> None:

@@ -2,16 +2,20 @@
 still registered.
 
 The real Kyverno is SIGKILLed just before SEED-05 (by the `stop_kyverno` plugin loaded into
-the suite). The suite must report an environment error and stop, never a verdict on
-signatures; and once the run has cleaned up, pods in namespaces that have nothing to do with
-the run are admitted again, unless other policies still rely on that webhook, in which case
-the run leaves it and says so.
+the suite): during the test, or before its setup makes the test's namespace. The suite must
+report an environment error and stop, never a verdict on signatures (and never wait out a
+timeout per test); and once the run has cleaned up, pods in namespaces that have nothing to
+do with the run are admitted again, unless other policies still rely on that webhook, in
+which case the run leaves it and says so.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,21 +44,54 @@ def _start(dirs: Dirs, *args: str, env_dir: Path | None = None, **environ: str) 
     )
 
 
-def _assert_environment_error(run: SuiteRun) -> dict[str, object]:
+def _assert_environment_error(
+    run: SuiteRun, cause: str = "signed pod: the admission webhook mutate.kyverno.svc-fail could "
+) -> dict[str, Any]:
     summary = run.summary()
     outcomes = {t["scenario"]: t["outcome"] for t in summary["tests"] if t["scenario"]}
     assert outcomes.get("SEED-04") == "pass", outcomes  # Kyverno was alive until here
     assert outcomes.get("SEED-05") == "environment", outcomes
     passed = {s for s, o in outcomes.items() if o == "pass"}
     assert not passed & ADMISSION_TESTS, f"an admission verdict passed without Kyverno: {outcomes}"
-    problems = " ".join(summary["problems"])
-    assert "environment: signed pod: the admission webhook mutate.kyverno.svc-fail could " in (
-        problems
-    )
-    assert "is Kyverno running?" in problems and "says nothing about signatures" in problems
+    (seed05,) = [t for t in summary["tests"] if t["scenario"] == "SEED-05"]
+    assert seed05["failure"] == "environment", seed05
+    assert cause in seed05["cause"], seed05
+    assert "is Kyverno running?" in seed05["cause"], seed05
+    assert "says nothing about signatures" in seed05["cause"], seed05
+    # The run stopped there: no later admission test ran into the same dead webhook.
+    assert not {"SEED-06", "SEED-07"} & set(outcomes), outcomes
+    assert summary["verdict"]["state"] == "undetermined", summary["verdict"]
     assert "environment error" in run.output
-    assert run.returncode == 1
+    assert run.returncode == 6, run.output[-3000:]
     return summary
+
+
+def test_kyverno_killed_before_new_namespaces_stops_the_run_at_once(dirs: Dirs) -> None:
+    """The dead webhook met by the namespace check (the dry-run probe of a test's new
+    namespace), not by an admission: the run stops there with the environment cause, rather
+    than waiting out the namespace timeout (90 s) in every later test."""
+    run = _start(dirs, SIGNCHECK_STOP_KYVERNO_AT="setup")
+    run.wait_run_id()
+    try:
+        # The boot, the session resources and SEED-01..04 take well under a minute here;
+        # one namespace timeout for each of SEED-05..07 would take 270 s more.
+        run.wait(150)
+    except subprocess.TimeoutExpired:
+        run.signal(signal.SIGINT)
+        run.wait(120)
+        raise AssertionError(
+            "the run did not stop: later tests waited out their namespace check\n"
+            + run.output[-3000:]
+        ) from None
+    summary = _assert_environment_error(
+        run, cause="the admission webhook mutate.kyverno.svc-fail could not be called"
+    )
+    (seed05,) = [t for t in summary["tests"] if t["scenario"] == "SEED-05"]
+    assert seed05["pytest_outcome"] == "error", seed05  # in its setup: the namespace
+    assert "namespace" in seed05["cause"], seed05
+    assert seed05["duration"] < 30, f"SEED-05 waited {seed05['duration']} s for its namespace"
+    assert summary["teardown"]["clean"] is True, summary["teardown"]
+    assert local_leftovers(run) == {}
 
 
 def _bystander_pod(remote: RemoteView, namespace: str, name: str) -> admission.Admission:

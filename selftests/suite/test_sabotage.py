@@ -17,24 +17,25 @@ pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED = {
-    # sabotage -> {scenario: substring of the failure message}
+    # sabotage -> {scenario: (result class, substring of the failure message)}. SEED-04 reads
+    # the policy itself; the admission scenarios are not judged: the canary names the cause.
     "no-policy": {
-        "SEED-04": "no verifyImages policy is applied",
-        "SEED-05": "not verified at admission",
-        "SEED-06": "ADMITTED but must be denied. no verifyImages policy",
-        "SEED-07": "ADMITTED but must be denied. no verifyImages policy",
+        "SEED-04": ("fail", "no verifyImages policy is applied"),
+        "SEED-05": ("environment", "ClusterPolicy check-image is not in the cluster"),
+        "SEED-06": ("environment", "ClusterPolicy check-image is not in the cluster"),
+        "SEED-07": ("environment", "ClusterPolicy check-image is not in the cluster"),
     },
     "audit": {
-        "SEED-04": "validationFailureAction=Audit",
-        "SEED-05": "not verified at admission",
-        "SEED-06": "validationFailureAction=Audit",
-        "SEED-07": "validationFailureAction=Audit",
+        "SEED-04": ("fail", "validationFailureAction=Audit"),
+        "SEED-05": ("environment", "is in Audit on the cluster"),
+        "SEED-06": ("environment", "is in Audit on the cluster"),
+        "SEED-07": ("environment", "is in Audit on the cluster"),
     },
     "other-key": {
-        "SEED-04": "not the key the signed image was signed with",
-        "SEED-05": "signed pod was DENIED",
-        "SEED-06": "signed control pod was DENIED",
-        "SEED-07": "signed control pod was DENIED",
+        "SEED-04": ("fail", "not the key the signed image was signed with"),
+        "SEED-05": ("environment", "does not hold the key that signed the run's image"),
+        "SEED-06": ("environment", "does not hold the key that signed the run's image"),
+        "SEED-07": ("environment", "does not hold the key that signed the run's image"),
     },
 }
 
@@ -74,10 +75,15 @@ def test_broken_setup_fails_the_right_tests(sabotage: str, tmp_path: Path) -> No
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     summary = json.loads((reports / "summary.json").read_text())
-    failed = {t["scenario"]: t["message"] for t in summary["tests"] if t["outcome"] != "pass"}
+    failed = {
+        t["scenario"]: (t["outcome"], t["message"])
+        for t in summary["tests"]
+        if t["outcome"] != "pass"
+    }
     expected = EXPECTED[sabotage]
     assert set(failed) == set(expected), (proc.stdout[-4000:], failed)
-    for scenario, why in expected.items():
-        assert why in failed[scenario], f"{scenario}: {failed[scenario]!r} lacks {why!r}"
+    for scenario, (outcome, why) in expected.items():
+        assert failed[scenario][0] == outcome, (scenario, failed[scenario])
+        assert why in failed[scenario][1], f"{scenario}: {failed[scenario]!r} lacks {why!r}"
     assert summary["teardown"].get("clean") is True, summary["teardown"]
     assert proc.returncode == 1

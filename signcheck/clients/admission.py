@@ -28,13 +28,41 @@ _ATTESTOR = re.compile(r"^(?P<path>\.attestors\[\d+\](?:\.[\w]+(?:\[\d+\])?)*):\
 _IVPOL = re.compile(r"Policy (?P<policy>\S+) (?P<how>failed|error): (?P<reason>.*)")
 # The validate webhook's own verdicts on verifyImages rules (verifyDigest, required).
 _VALIDATE = re.compile(r"^(?P<reason>missing digest for|unverified image) (?P<image>\S+)$")
-# A registry that refused or could not be reached: says nothing about signatures.
-_REGISTRY = re.compile(
-    r"unauthorized|authentication required|\bforbidden\b|\bDENIED:|manifest unknown|"
-    r"name unknown|connection refused|no such host|i/o timeout|tls: |x509: |"
-    r"server gave http response|failed to get imagedata|failed to resolve digest",
+# The registry as a whole could not be read: unreachable, TLS or scheme mismatch, credentials
+# refused, overloaded. Worded as go-containerregistry (pkg/v1/remote/transport/error.go), Go's
+# net and net/http and the distribution spec's error codes say it; says nothing about
+# signatures, and every later verification against that registry meets it too.
+_REGISTRY_WIDE = re.compile(
+    r"unauthorized|authentication required|\bforbidden\b|\bDENIED:|TOOMANYREQUESTS|"
+    r"unexpected status code (?:40[0-8]|429|5\d\d)\b|"
+    r"connection refused|connection reset|no such host|no route to host|network is "
+    r"unreachable|i/o timeout|context deadline exceeded|Client\.Timeout exceeded|"
+    r"TLS handshake timeout|tls: |x509: |server gave http response|"
+    r"Client sent an HTTP request to an HTTPS server",
     re.IGNORECASE,
 )
+# One image or repository the registry does not have: a registry answer about that image,
+# not a signature verdict, and not a reason to expect every other image to fail.
+_REGISTRY_ONE_IMAGE = re.compile(
+    r"manifest[ _]unknown|name[ _]unknown|blob[ _]unknown|repository name not known|"
+    r"unexpected status code 404\b",
+    re.IGNORECASE,
+)
+# Kyverno's own wrappers around a registry read (pkg/cel/libs/imageverify, pkg/image/...).
+_REGISTRY_READ = re.compile(
+    r"failed to get imagedata|failed to resolve digest|failed to fetch image descriptor|"
+    r"failed to fetch image index",
+    re.IGNORECASE,
+)
+# Admission that is not a webhook: a ValidatingAdmissionPolicy (apiserver's
+# validating/dispatcher.go) or Pod Security admission.
+_VAP = re.compile(
+    r"ValidatingAdmissionPolicy '(?P<policy>[^']+)' with binding '(?P<binding>[^']+)' denied"
+)
+_PSA = re.compile(r'violates PodSecurity "(?P<level>[^"]+)"')
+# cosign's verdicts: whatever detail follows (an x509 chain error of a keyless signature) is
+# about the signature, not the registry.
+_VERDICTS = ("no signatures found", "no matching signatures")
 _UNREACHABLE = re.compile(r'failed calling webhook "(?P<webhook>[^"]+)"')
 
 
@@ -88,9 +116,40 @@ class Denied:
 
     @property
     def registry_error(self) -> bool:
-        """Kyverno could not read the registry (no or wrong credentials, unreachable, TLS):
-        an environment problem, not a signature verdict."""
-        return _REGISTRY.search(self.reason or "") is not None
+        """Kyverno could not read the registry (no or wrong credentials, unreachable, TLS,
+        an image it does not have): an environment problem, not a signature verdict."""
+        reason = self.reason or ""
+        if reason.startswith(_VERDICTS):
+            return False
+        return self.registry_wide or any(
+            p.search(reason) for p in (_REGISTRY_ONE_IMAGE, _REGISTRY_READ)
+        )
+
+    @property
+    def registry_wide(self) -> bool:
+        """The registry as a whole failed (not one missing image): every later verification
+        against it fails the same way, so a run that meets it unexpectedly should stop."""
+        reason = self.reason or ""
+        if reason.startswith(_VERDICTS) or _REGISTRY_ONE_IMAGE.search(reason):
+            return False
+        return _REGISTRY_WIDE.search(reason) is not None
+
+    @property
+    def by_kyverno(self) -> bool:
+        """Refused by one of Kyverno's webhooks (they all answer as `*.kyverno.svc*`)."""
+        return ".kyverno.svc" in (self.webhook or "")
+
+    @property
+    def refused_by(self) -> str | None:
+        """The admission that refused, when the message names one that is not Kyverno's: a
+        webhook, a ValidatingAdmissionPolicy (and its binding) or Pod Security admission."""
+        if self.webhook and not self.by_kyverno:
+            return f'the admission webhook "{self.webhook}"'
+        if v := _VAP.search(self.message):
+            return f"ValidatingAdmissionPolicy '{v['policy']}' (binding '{v['binding']}')"
+        if p := _PSA.search(self.message):
+            return f'Pod Security admission (level "{p["level"]}")'
+        return None
 
     @property
     def verdict(self) -> str:

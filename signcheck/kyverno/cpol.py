@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,10 +22,11 @@ from typing import Any, Literal, cast
 
 import yaml
 
+from signcheck.clients.admission import Denied
 from signcheck.clients.k8s import Cluster
 from signcheck.clients.k8s import pod as k8s_pod
 from signcheck.clients.k8sapi import ApiError
-from signcheck.errors import EnvironmentNotReady
+from signcheck.errors import EnvironmentNotReady, WebhookUnavailable
 from signcheck.target import RUN_LABEL, Target
 from signcheck.wait import until
 
@@ -331,6 +333,11 @@ PROBE_IMAGE = "signcheck.invalid/namespace-probe:never"
 """An image no policy's `imageReferences` matches (and nothing ever pulls: dry run only)."""
 
 
+FOREIGN_GRACE = 3.0
+"""Seconds another admission may keep refusing the probe before the wait gives up on it: a
+webhook with a namespace cache of its own may race a new namespace as Kyverno's does."""
+
+
 def wait_namespace_seen(cluster: Cluster, namespace: str, run_id: str, timeout: float) -> None:
     """Wait until Kyverno's namespace cache holds `namespace` (with its labels).
 
@@ -340,22 +347,66 @@ def wait_namespace_seen(cluster: Cluster, namespace: str, run_id: str, timeout: 
     with "failed to create policy context" (or, for a pod by tag, "missing digest"). A pod
     created too early is then judged on a cache race, not on its signature. The probe: a dry
     run of a pod whose image no policy matches is admitted exactly when the cache has it.
+
+    Only Kyverno's own refusals are waited out. Its webhook not answering raises
+    `WebhookUnavailable` at once (the run stops); another admission (a webhook, a
+    ValidatingAdmissionPolicy, Pod Security) that keeps refusing the probe raises
+    `EnvironmentNotReady` naming it; a timeout blames Kyverno only if Kyverno refused last.
     """
     pod = k8s_pod("signcheck-namespace-probe", namespace, PROBE_IMAGE, run_id)
-    last: list[str] = ["nothing yet"]
+    last: list[Denied] = []
+    foreign_since: list[float] = []
 
     def probe() -> bool:
         result = cluster.create(pod, dry_run=True)
-        if not result.admitted:
-            last[0] = getattr(result, "message", "")
-        return result.admitted
+        if not isinstance(result, Denied):
+            return True
+        last[:] = [result]
+        if result.webhook_unavailable:
+            raise WebhookUnavailable(
+                f"namespace {namespace}: the admission webhook {result.webhook} could not be "
+                "called (is Kyverno running?) for the namespace check's dry-run pod; no pod "
+                "in the run's namespaces can be judged: this says nothing about signatures",
+                result.message,
+            )
+        who = result.refused_by
+        if who is None:
+            foreign_since.clear()
+            return False
+        foreign_since[:] = foreign_since or [time.monotonic()]
+        if time.monotonic() - foreign_since[0] >= FOREIGN_GRACE:
+            raise EnvironmentNotReady(
+                f"namespace {namespace}: {who} refused the namespace check's dry-run pod "
+                f"(image {PROBE_IMAGE}, outside every policy of the run), not Kyverno: "
+                f"{_short(result.message)}",
+                result.message,
+            )
+        return False
 
-    until(
-        probe,
-        what=f"Kyverno to see namespace {namespace} (a dry-run pod outside every policy)",
-        timeout=timeout,
-        interval=0.02,
-        backoff=2.0,
-        max_interval=0.5,
-        describe=lambda: last[0],
-    )
+    try:
+        until(
+            probe,
+            what=f"Kyverno to see namespace {namespace} (a dry-run pod outside every policy)",
+            timeout=timeout,
+            interval=0.02,
+            backoff=2.0,
+            max_interval=0.5,
+            describe=lambda: last[0].message if last else "nothing yet",
+        )
+    except WebhookUnavailable:
+        raise
+    except EnvironmentNotReady as err:
+        if not last or last[0].by_kyverno or not err.message.startswith("timed out"):
+            raise
+        # The last refusal was the API server's own (a service account not there yet, a
+        # namespace being deleted...): name it instead of Kyverno's namespace cache.
+        raise EnvironmentNotReady(
+            f"timed out after {timeout:g}s waiting for a dry-run pod in namespace {namespace} "
+            f"to be admitted; the last refusal was not Kyverno's: {_short(last[0].message)}",
+            err.details,
+        ) from None
+
+
+def _short(message: str, limit: int = 300) -> str:
+    flat = " ".join(message.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

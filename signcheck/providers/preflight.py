@@ -67,11 +67,18 @@ INSTALL_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
 
 
 class PreflightError(ConfigError):
-    """One preflight check failed: `message` says what to fix, `check` which check."""
+    """One preflight check failed: `message` says what to fix, `check` which check.
 
-    def __init__(self, check: str, message: str, details: str = "") -> None:
+    `environment`: the input was fine but the cluster or the registry is not usable as it is
+    (unreachable, Kyverno missing or not answering, a cluster rule refusing the policy): the
+    run exits 6, not 4 (bad input)."""
+
+    def __init__(
+        self, check: str, message: str, details: str = "", *, environment: bool = False
+    ) -> None:
         super().__init__(message, details)
         self.check = check
+        self.environment = environment
 
 
 @dataclass
@@ -95,8 +102,9 @@ class Preflight:
     # -- plumbing ---------------------------------------------------------------------
 
     @contextmanager
-    def _check(self, name: str) -> Iterator[list[str]]:
-        """Time one check; any SigncheckError inside becomes its PreflightError."""
+    def _check(self, name: str, *, environment: bool = False) -> Iterator[list[str]]:
+        """Time one check; any SigncheckError inside becomes its PreflightError (an
+        environment failure when the check is about the environment, not the input)."""
         started = time.monotonic()
         notes: list[str] = []
         try:
@@ -106,7 +114,7 @@ class Preflight:
             raise
         except SigncheckError as err:
             self.results.append(Result(name, False, time.monotonic() - started, err.message))
-            raise PreflightError(name, err.message, err.details) from err
+            raise PreflightError(name, err.message, err.details, environment=environment) from err
         self.results.append(Result(name, True, time.monotonic() - started, "; ".join(notes)))
 
     @property
@@ -186,7 +194,7 @@ class Preflight:
             notes.append(f"context {chosen}")
 
     def cluster_reachable(self) -> str:
-        with self._check("cluster") as notes:
+        with self._check("cluster", environment=True) as notes:
             try:
                 version = self.cluster.ping()
             except SigncheckError as err:
@@ -197,6 +205,7 @@ class Preflight:
                     f"{self.context or 'current'} of {self.kubeconfig}): check the network, "
                     "VPN or the kubeconfig's server address",
                     err.details,
+                    environment=True,
                 ) from err
             notes.append(f"Kubernetes {version}")
         return version
@@ -237,12 +246,17 @@ class Preflight:
             except PreflightError:
                 raise
             except SigncheckError as err:
+                credentials = "credentials" in err.message
                 fix = (
                     "check SIGNCHECK_REGISTRY_PASSWORD and --registry-username"
-                    if "credentials" in err.message
+                    if credentials
                     else "check --registry (host, port, scheme) and that it is up"
                 )
-                raise PreflightError("registry", f"{err.message}: {fix}", err.details) from err
+                # Wrong or missing credentials are the input; a registry that does not
+                # answer (or answers with an error) is the environment.
+                raise PreflightError(
+                    "registry", f"{err.message}: {fix}", err.details, environment=not credentials
+                ) from err
             notes.append(f"{self.registry.scheme}://{self.registry.host}")
 
     def signing_key(self, cosign: Cosign) -> None:
@@ -259,7 +273,7 @@ class Preflight:
 
         `installed`: the run installed Kyverno in `namespace`, so the webhooks must be that
         Kyverno's (pointing at its service there), not those of some other Kyverno."""
-        with self._check("kyverno") as notes:
+        with self._check("kyverno", environment=True) as notes:
             try:
                 self.cluster.list_objects(cpol.GROUP, cpol.VERSION, cpol.PLURAL, limit=1)
             except ApiError as err:
@@ -269,6 +283,7 @@ class Preflight:
                         "Kyverno is not installed in this cluster (the API server does not know "
                         "ClusterPolicy kyverno.io/v1): install it, or run with --kyverno-mode "
                         "install",
+                        environment=True,
                     ) from err
                 raise
             self._deployment_ready(namespace)
@@ -294,6 +309,7 @@ class Preflight:
                     f"Kyverno is installed but its webhooks are not ready: {last} not "
                     f"registered{whose} after {timeout:g}s; check Kyverno's pods and logs in "
                     f"namespace {namespace}",
+                    environment=True,
                 ) from None
             notes.append("webhooks registered")
 
@@ -313,6 +329,7 @@ class Preflight:
                     f"Kyverno is installed but its webhooks are not ready: deployment "
                     f"{namespace}/{name} has {ready}/{want} ready replicas; "
                     f"check `kubectl -n {namespace} describe deployment {name}`",
+                    environment=True,
                 )
 
     def _missing_webhooks(self, service_namespace: str | None) -> list[str]:
@@ -352,6 +369,7 @@ class Preflight:
                         f"could not call them ({_short(message)}); check Kyverno's pods/process "
                         "and that the API server can reach its service",
                         message,
+                        environment=True,
                     ) from err
                 raise PreflightError(
                     "policy",
@@ -359,6 +377,9 @@ class Preflight:
                     "fix the option that shapes the policy or the cluster admission rule "
                     "that refuses it",
                     message,
+                    # Kyverno's policy webhook judges the policy (the options shaped it);
+                    # anything else refusing it is a rule of the cluster.
+                    environment="kyverno.svc" not in message,
                 ) from err
             notes.append(f"{name} accepted (dry run)")
 

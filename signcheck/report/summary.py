@@ -60,6 +60,9 @@ class RunSummary:
     """What ran the tests: the node kind, and where Kyverno ran."""
     tests: list[TestResult] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    """When each phase ran: `{phase, start, end}` in seconds since the run started
+    (`signcheck.report.timeline`)."""
     teardown: dict[str, Any] = field(default_factory=dict)
     wall_seconds: float = 0.0
     waiting_seconds: float = 0.0
@@ -100,7 +103,16 @@ class RunSummary:
         env += [p.removeprefix("environment: ") for p in self.problems if p.startswith("env")]
         # The cause most tests met first: one wall, named once.
         causes = sorted(set(env), key=lambda c: (-env.count(c), env.index(c)))
-        v = verdict([t.outcome for t in self.tests], found, causes=causes)  # type: ignore[misc]
+        broken = self.diagnosis or {}
+        if broken.get("cause"):
+            # The canary's diagnosis is the one cause of every scenario it blocked.
+            causes = [str(broken["cause"])] + [c for c in causes if c != broken["cause"]]
+        v = verdict(
+            [t.outcome for t in self.tests],  # type: ignore[misc]
+            found,
+            causes=causes,
+            fail_cause=str(broken.get("cause", "")) if broken.get("kind") == "fail" else "",
+        )
         code = exit_code(v, found, fail_on)
         if code == 0 and self.problems:
             code = EXIT_FAILED  # something of the run was left behind, or teardown failed

@@ -10,6 +10,7 @@ import pytest
 
 from signcheck import redact
 from signcheck.report.summary import TestResult
+from signcheck.suite import html
 from signcheck.suite.session import SigncheckRun
 from signcheck.verdict.model import EXIT_ENVIRONMENT
 
@@ -103,10 +104,12 @@ class Collector:
             # Session setup (boot, images, signing, policy) runs inside the first test's
             # setup in a serial run; it is reported as its own phases, not as test time.
             setup = run.phases.overlap(self.first_start, self.last_stop)
-            run.phases.add("tests", max(0.0, window - setup))
+            run.phases.add("tests", max(0.0, window - setup), (self.first_start, self.last_stop))
         run.summary.tests = self.finish_results(session)
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         run.finish(announce=tr.write_line if tr is not None else None)
+        if run.judges:
+            html.complete(session.config, run.summary)
         if not run.judges:
             if run.summary.problems and session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED

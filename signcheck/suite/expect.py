@@ -1,20 +1,25 @@
 """Assertions on admission results that say *why* when they fail.
 
 A denial is checked field by field (webhook, policy, rule, image, reason); an admission
-where a denial was expected names the likely cause (no policy, policy in Audit, image outside
-`imageReferences`). A denial because the webhook could not be called is an environment
-problem, never a verdict on signatures.
+where a denial was expected says what the live policy in the cluster holds (whether it exists,
+its action, Ready, whether the image matches its references: `signcheck.kyverno.livecheck`),
+read from the cluster the current test runs against (`checking_on`). A denial because the
+webhook could not be called is an environment problem, never a verdict on signatures.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from signcheck.clients.admission import Admission, Admitted, Denied, normalise
+from signcheck.clients.k8s import Cluster
 from signcheck.clients.oci import PushedImage
-from signcheck.errors import EnvironmentNotReady, WebhookUnavailable
-from signcheck.kyverno import ivpol
+from signcheck.errors import EnvironmentNotReady, RegistryUnavailable, WebhookUnavailable
+from signcheck.kyverno import ivpol, livecheck
 from signcheck.kyverno.cpol import autogen_rule
 from signcheck.run.scenarios import PolicyRef
 
@@ -25,15 +30,33 @@ VALIDATE_WEBHOOK = "validate.kyverno.svc-fail"
 VALIDATE_REASONS = ("missing digest", "unverified image")
 
 
+_CLUSTER: ContextVar[Cluster | None] = ContextVar("signcheck_expect_cluster", default=None)
+
+
+@contextmanager
+def checking_on(cluster: Cluster | None) -> Iterator[None]:
+    """Within this block, an expected denial that was admitted is explained from the live
+    policy in `cluster` (the suite's plugin wraps each test's call in it)."""
+    token = _CLUSTER.set(cluster)
+    try:
+        yield
+    finally:
+        _CLUSTER.reset(token)
+
+
 def describe_policy(policy: dict[str, Any]) -> str:
+    """The fields of `policy` (a document: the live object, or the suite's copy) that decide
+    whether it refuses."""
     if not policy:
         return "no verifyImages policy is applied for this run"
     spec = policy.get("spec", {})
-    return (
-        f"policy {policy.get('metadata', {}).get('name')} has "
-        f"validationFailureAction={spec.get('validationFailureAction')}, "
-        f"failurePolicy={spec.get('failurePolicy')}"
-    )
+    name = policy.get("metadata", {}).get("name")
+    if policy.get("kind") == "ImageValidatingPolicy":
+        action = f"validationActions={spec.get('validationActions')}"
+    else:
+        action = f"validationFailureAction={spec.get('validationFailureAction')}"
+    kind = policy.get("kind", "policy")
+    return f"{kind} {name} has {action}, failurePolicy={spec.get('failurePolicy')}"
 
 
 def _environment(result: Denied, what: str) -> None:
@@ -44,7 +67,10 @@ def _environment(result: Denied, what: str) -> None:
             result.message,
         )
     if result.registry_error:
-        raise EnvironmentNotReady(
+        # Unreachable, TLS, scheme or credentials: every later test meets it too, so the
+        # run stops; one image the registry lacks concerns this test only.
+        error = RegistryUnavailable if result.registry_wide else EnvironmentNotReady
+        raise error(
             f"{what}: Kyverno could not read the registry ({result.reason}); check the "
             "registry's reachability and the credentials Kyverno has for it (its image pull "
             "secret); this says nothing about signatures",
@@ -87,17 +113,15 @@ def denied(
     image: str,
     reason: str,
     webhook: str = WEBHOOK,
-    policy_doc: dict[str, Any] | None = None,
+    policy_kind: str = "ClusterPolicy",
 ) -> Denied:
     """The denial names `webhook`, `policy`, `rule` and `image`, and its reason starts with
     `reason`. An ImageValidatingPolicy's denial has no rule and names the image inside its
-    message (`rule=None`: the image is looked for in the reason)."""
+    message (`rule=None`: the image is looked for in the reason). Admitted instead, the
+    failure says what the live `policy_kind` `policy` holds."""
     if isinstance(result, Admitted):
-        raise AssertionError(
-            f"{what} was ADMITTED but must be denied. {describe_policy(policy_doc or {})}. "
-            "An Audit policy only reports; a missing policy or an image outside "
-            "imageReferences is never checked."
-        )
+        found = livecheck.explain(_CLUSTER.get(), policy_kind, policy, image)
+        raise AssertionError(f"{what} was ADMITTED but must be denied. {found}.")
     _environment(result, what)
     got_reason = normalise(result.reason or "")
     problems = []
@@ -143,7 +167,7 @@ def denied_by(
             image=image,
             reason=reason,
             webhook=ivpol.webhook(policy.name),
-            policy_doc=policy.doc,
+            policy_kind=policy.kind,
         )
     webhook = VALIDATE_WEBHOOK if reason.startswith(VALIDATE_REASONS) else WEBHOOK
     return denied(
@@ -154,7 +178,7 @@ def denied_by(
         image=image,
         reason=reason,
         webhook=webhook,
-        policy_doc=policy.doc,
+        policy_kind=policy.kind,
     )
 
 
@@ -182,6 +206,56 @@ def denied_unverified(
 
 VERIFY_ANNOTATION = "kyverno.io/verify-images"
 SCOPED_ANNOTATION = "kyverno.io/verify-images-scoped"
+
+
+def annotations_of(obj: dict[str, Any]) -> dict[str, str]:
+    return dict((obj.get("metadata") or {}).get("annotations") or {})
+
+
+def record(
+    annotations: dict[str, str], name: str, what: str, want: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON record Kyverno wrote into annotation `name` (checked against `want`, when
+    given); a record that is missing, not JSON or different is said in words (expected,
+    then seen)."""
+    if name not in annotations:
+        seen = ", ".join(sorted(annotations)) or "no annotations"
+        expected = f"expected {want}" if want is not None else "expected its record there"
+        raise AssertionError(
+            f"{what} was admitted without Kyverno's {name} annotation: {expected}, the "
+            f"object has {seen}"
+        )
+    try:
+        got = json.loads(annotations[name])
+    except ValueError:
+        raise AssertionError(
+            f"{what}: Kyverno's {name} annotation is not JSON: {annotations[name]!r}"
+        ) from None
+    if want is not None:
+        same_record(got, want, what, name)
+    if not isinstance(got, dict):
+        raise AssertionError(f"{what}: Kyverno's {name} annotation is not a map: {got!r}")
+    return got
+
+
+def same_record(got: Any, want: dict[str, Any], what: str, name: str) -> None:
+    """`got == want`, or an error naming each entry that is missing, extra or different."""
+    if got == want:
+        return
+    if not isinstance(got, dict):
+        raise AssertionError(f"{what}: {name} is {got!r}, expected {want}")
+    differences = [
+        f"{k!r}: expected {want[k]!r}, saw {got[k]!r}"
+        for k in want
+        if k in got and got[k] != want[k]
+    ]
+    differences += [f"missing {k!r} (expected {want[k]!r})" for k in want if k not in got]
+    differences += [f"unexpected {k!r} = {got[k]!r}" for k in got if k not in want]
+    raise AssertionError(
+        f"{what}: Kyverno's {name} record is not what verification writes: "
+        + "; ".join(differences)
+        + f" (expected {want}, saw {got})"
+    )
 
 
 def verified(

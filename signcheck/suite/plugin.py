@@ -11,16 +11,18 @@ import json
 import shutil
 import time
 import traceback
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 from signcheck import redact
-from signcheck.errors import ConfigError, SigncheckError, WebhookUnavailable
+from signcheck.clients.k8s import Cluster
+from signcheck.errors import RUN_STOPPERS, ConfigError, SigncheckError
 from signcheck.report import catalogue, evidence
 from signcheck.report.summary import admission_text
 from signcheck.run import interrupts, stale
-from signcheck.suite import html
+from signcheck.suite import expect, html
 from signcheck.suite.collector import Collector
 from signcheck.suite.interrupt_report import drop_lineless_entries
 from signcheck.suite.session import SigncheckRun, attach, find_run, get_run
@@ -47,6 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "late: run after the other tests (it waits for something started at setup)"
     )
+    config.addinivalue_line("markers", "canary: run before every other test")
     config.addinivalue_line(
         "markers",
         "seed_only: uses only the seed's session resources (a run of such tests alone makes "
@@ -92,13 +95,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `late` run after the others (a stable sort keeps every other order): they
+    """The canary runs first (its failure decides what the others can judge). Tests marked
+    `late` run after the others (a stable sort keeps every other order): they
     check the outcome of something the run started at setup, such as Kyverno's PolicyReports,
     which appear only after a fixed aggregation delay that the other tests then cover.
 
     The session resources are made for what was selected: the catalogue's only when a test
     not marked `seed_only` uses them (every xdist worker collects the same items)."""
-    items.sort(key=lambda item: item.get_closest_marker("late") is not None)
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("canary") is None,
+            item.get_closest_marker("late") is not None,
+        )
+    )
     run = find_run(config)
     if run is not None:
         run.catalogue = any(
@@ -115,6 +124,15 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["signcheck_run_dir"] = str(run.run_dir)
     if run.registry_password:
         node.workerinput["signcheck_registry_password"] = run.registry_password
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    # An expected denial that was admitted is explained from the live policy, read from the
+    # cluster the test itself uses (its `cluster` fixture, also behind `admit`).
+    cluster = getattr(item, "funcargs", {}).get("cluster")
+    with expect.checking_on(cluster if isinstance(cluster, Cluster) else None):
+        return (yield)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -173,9 +191,9 @@ def _classify_exception(
     if not any(k == "environment_error" for k, _ in report.user_properties):
         _add_property(item, report, "environment_error", cause)
     report.longrepr = redact.redact(f"signcheck: environment: {err}")
-    if isinstance(err, WebhookUnavailable):
-        # Kyverno's webhook cannot be called: the run says so and stops, rather than
-        # reporting verdicts about signatures it could not observe.
+    if isinstance(err, RUN_STOPPERS):
+        # Kyverno's webhook cannot be called, or Kyverno cannot read the registry: the run
+        # says so and stops, rather than meeting the same wall in every later test.
         item.session.shouldfail = f"signcheck: environment error: {cause}"
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from signcheck import places, providers, redact
 from signcheck.errors import EnvironmentNotReady, SigncheckError
+from signcheck.report import timeline
 from signcheck.report.summary import RunSummary, now_iso, write_json
 from signcheck.run import claims, interrupts, removal, shared
 from signcheck.run.phases import Phases
@@ -69,8 +70,9 @@ class SigncheckRun:
             self.run_dir = self.claim.run_dir
             self.registry_password = None
         self.phases = Phases(self.run_dir)
-        self.judges = not _is_selftest_run(config)
-        """Whether this run gives a verdict (a run of the plugin's own selftests does not)."""
+        self.judges = not (_is_selftest_run(config) or config.option.collectonly)
+        """Whether this run gives a verdict (a run of the plugin's own selftests, or one
+        that only collects, does not)."""
         self.reports_enabled = bool(config.getoption("signcheck_reports")) and self.judges
         self.reports_dir = (config.rootpath / self.settings.reports_dir).resolve()
         self.started = time.monotonic()
@@ -85,6 +87,7 @@ class SigncheckRun:
         self.catalogue = True
         """Whether the selected tests need the scenarios' resources beyond the seed's."""
         self.restore_sigterm: Callable[[], None] = lambda: None
+        self._announced: set[str] = set()
         self.posture: list[Finding] = []
         """Findings of the posture checks (owner only), for the verdict."""
 
@@ -158,6 +161,22 @@ class SigncheckRun:
             self._state = SessionState.from_dict(data)
         return self._state
 
+    def announce(self, line: str) -> None:
+        """One line on the terminal now, once per text (the owner's terminal only: an xdist
+        worker's line reaches the user through the verdict at the end)."""
+        if line in self._announced:
+            return
+        self._announced.add(line)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None or not self.is_owner:
+            return
+        # Said from inside a fixture: past pytest's output capture, or it would only show in
+        # the test's captured output.
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        hold = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
+        with hold:
+            tr.write_line(redact.redact(f"signcheck: {line}"), red=True, bold=True)
+
     # -- end of run (owner only) ------------------------------------------------------
 
     def finish(self, announce: Any = None) -> None:
@@ -170,9 +189,15 @@ class SigncheckRun:
     def _finish(self) -> None:
         if self._target is not None or (self.run_dir / "target.json").is_file():
             self._teardown()
+        canary = shared.read(self.run_dir, "canary")
+        if canary and canary.get("diagnosis"):
+            self.summary.diagnosis = {**canary["diagnosis"], "namespace": canary["namespace"]}
+            self.summary.diagnosis["admissions"] = canary.get("admissions", [])
         self.summary.conclude(self.settings.fail_on, self.posture)
         if self.reports_enabled:
             self.summary.phases = self.phases.read()
+            origin = time.time() - (time.monotonic() - self.started)  # the run's wall start
+            self.summary.timeline = timeline.read(self.run_dir / "phases.json", origin)
             self.summary.wall_seconds = round(time.monotonic() - self.started, 3)
             self.summary.waiting_seconds = round(waited_seconds() - self.waited_at_start, 3)
             self.summary.reports = {
@@ -191,7 +216,7 @@ class SigncheckRun:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _teardown(self) -> None:
-        started = time.monotonic()
+        started, wall = time.monotonic(), time.time()
         try:
             target = self._target or self.target()
         except SigncheckError:
@@ -222,7 +247,7 @@ class SigncheckRun:
                     "leftovers": {},
                     "actions": [f"local environment stopped, its data {gone}"],
                 }
-        self.phases.add("teardown", time.monotonic() - started)
+        self.phases.add("teardown", time.monotonic() - started, (wall, time.time()))
 
     def _remove_run(self, target: Target) -> dict[str, Any]:
         try:

@@ -89,9 +89,15 @@ class Verdict:
 
 
 def verdict(
-    results: list[Result], findings: list[Finding], *, causes: list[str] | None = None
+    results: list[Result],
+    findings: list[Finding],
+    *,
+    causes: list[str] | None = None,
+    fail_cause: str = "",
 ) -> Verdict:
-    """The run's answer to "does this cluster admit only signed images?"."""
+    """The run's answer to "does this cluster admit only signed images?". `causes`: why
+    scenarios could not be judged, most common first; `fail_cause`: the one cause the
+    diagnosis found for a broken promise."""
     counts = {r: results.count(r) for r in RESULTS}
     affected = [f for f in findings if f.affected]
     high = sum(1 for f in affected if f.severity == "high")
@@ -101,11 +107,16 @@ def verdict(
         with_findings += f" ({high} high)"
     cause = (causes or [""])[0]
     if counts["fail"]:
-        sentence = (
-            f"NOT enforced: {counts['fail']} scenario{'s' if counts['fail'] != 1 else ''} "
-            f"broke the promise{with_findings}"
-        )
-        return Verdict("not enforced", sentence, counts, n, cause)
+        broke = f"{counts['fail']} scenario{'s' if counts['fail'] != 1 else ''} broke the promise"
+        if fail_cause:
+            unjudged = counts["environment"]
+            more = f", {unjudged} not judged" if unjudged else ""
+            sentence = f"NOT enforced: {fail_cause} ({broke}{more}){with_findings}"
+        else:
+            sentence = f"NOT enforced: {broke}{with_findings}"
+            if counts["environment"] and cause:
+                sentence += f"; {counts['environment']} not judged: {cause}"
+        return Verdict("not enforced", sentence, counts, n, fail_cause or cause)
     judged = counts["pass"] + counts["finding"]
     if counts["environment"] or not judged:
         why = cause or ("no scenario ran" if not judged else "the environment failed")

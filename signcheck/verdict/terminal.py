@@ -15,6 +15,8 @@ def verdict_lines(summary: RunSummary) -> list[tuple[str, str]]:
     v = summary.verdict
     colour = _MARK.get(str(v.get("state")), "yellow")
     lines = [(f"signcheck verdict: {v.get('sentence')}", colour)]
+    if summary.diagnosis:
+        lines.append((f"  fix: {summary.diagnosis.get('remediation')}", ""))
     for f in summary.findings:
         if not f.get("affected", True):
             continue

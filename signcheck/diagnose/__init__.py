@@ -1,0 +1,1 @@
+"""Looking at a cluster: posture checks (findings) and the diagnosis when the canary fails."""
