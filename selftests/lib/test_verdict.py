@@ -159,3 +159,18 @@ def test_summary_matches_its_documented_schema(pytester: pytest.Pytester, source
     schema = json.loads((Path(__file__).parents[2] / "docs" / "summary.schema.json").read_text())
     _, summary = _run(pytester, source)
     jsonschema.validate(summary, schema)
+
+
+def test_junit_counts_failures_not_findings(pytester: pytest.Pytester) -> None:
+    """CI consumers count JUnit failures and errors: findings are not among them, an
+    environment wall is (as errors in setup), and the document stays one valid testsuite."""
+    source = FINDING + BROKEN.replace("import pytest\n", "", 1).replace(
+        "from signcheck.errors", "from signcheck.errors", 1
+    )
+    _, summary = _run(pytester, source)
+    suite = ET.parse(pytester.path / "out" / "junit.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert int(suite.get("tests", -1)) == summary["totals"]["total"] == 7
+    assert int(suite.get("failures", -1)) == 0
+    assert int(suite.get("errors", -1)) == summary["totals"]["environment"] == 2
+    assert int(suite.get("skipped", -1)) == summary["totals"]["skipped"] == 1
