@@ -11,7 +11,7 @@ import pytest
 
 from signcheck.diagnose.canary import CanaryResult
 from signcheck.errors import EnforcementBroken
-from signcheck.suite.stash import ADMISSIONS
+from signcheck.suite.stash import ADMISSIONS, NAMESPACE
 
 
 @pytest.mark.canary
@@ -29,6 +29,7 @@ def test_enforcement_canary(canary: CanaryResult, request: pytest.FixtureRequest
     """A broken environment cannot pass as "denied", and a cluster that lets an unsigned image
     in through its configuration is named once, with what to change."""
     request.node.stash[ADMISSIONS] = canary.admissions
+    request.node.stash[NAMESPACE] = canary.namespace  # for the evidence when it fails
     diagnosis = canary.diagnosis
     if diagnosis is None:
         assert canary.ok

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Cleanup, interrupts and secrets are properties of the run, not of any one scenario: the
 # seed scenarios exercise every kind of resource a run creates, the catalogue adds minutes.
-SEED_TESTS = ("tests/test_seed.py", "tests/test_teardown.py")
+SEED_TESTS = ("tests/test_canary.py", "tests/test_seed.py", "tests/test_teardown.py")
 
 
 def _default_sigint() -> None:
@@ -179,6 +179,17 @@ class SuiteRun:
         if not self.run_id and (self.reports / "summary.json").is_file():
             self.run_id = self.summary()["run_id"]
         return self.returncode
+
+    def wait_or_stop(self, timeout: float, why: str) -> int:
+        """`wait`, and a run still going after `timeout` is interrupted (Ctrl-C, so it still
+        cleans up) and reported as `why`."""
+        try:
+            return self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGINT)
+            self.wait(120)
+            tail = self.output[-3000:]
+            raise AssertionError(f"{why} (still running after {timeout:g}s)\n{tail}") from None
 
     def summary(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.reports / "summary.json").read_text())

@@ -159,10 +159,13 @@ def _evidence_of(texts: dict[str, str], namespace_suffix: str) -> str:
 def test_failing_test_carries_its_evidence(failing_run: FailingRun) -> None:
     run = failing_run.run
     summary = run.summary()
-    failed = {t["scenario"] for t in summary["tests"] if t["outcome"] == "fail"}
-    assert {"SEED-05", "SEED-06", "SEED-07"} <= failed, summary["tests"]
-    evidence = _evidence_of(failing_run.texts, "test-unsigned-pod-denied")
-    # The admission response: the signed control pod denied, and why.
+    outcome = {t["scenario"]: t["outcome"] for t in summary["tests"]}
+    # The canary meets the wrong key first: it names the cause, and the admission scenarios
+    # behind it are not judged.
+    assert outcome["CANARY-01"] == "environment", summary["tests"]
+    assert {outcome[s] for s in ("SEED-05", "SEED-06", "SEED-07")} == {"environment"}
+    evidence = _evidence_of(failing_run.texts, "-canary")
+    # The admission response: the signed canary pod denied, and why.
     assert "admission responses:" in evidence
     assert "DENIED" in evidence and "webhook: mutate.kyverno.svc-fail" in evidence
     assert "no matching signatures" in evidence

@@ -23,6 +23,7 @@ from signcheck.kyverno import cpol
 from signcheck.report.summary import admission_record
 from signcheck.run.scenarios import PolicyRef
 from signcheck.suite import expect
+from signcheck.target import RUN_LABEL
 
 SIGNED_POD = "signcheck-canary-signed"
 UNSIGNED_POD = "signcheck-canary-unsigned"
@@ -66,7 +67,7 @@ def run(
     timeout: float,
     signer_key: str = "",
 ) -> CanaryResult:
-    labels = {k8s.RUN_LABEL: run_id}
+    labels = {RUN_LABEL: run_id}
     obs = Observation(namespace, labels, signer_key=signer_key)
     admissions: list[dict[str, Any]] = []
     cluster.create_namespace(namespace, run_id)

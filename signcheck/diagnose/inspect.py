@@ -132,7 +132,8 @@ def inspect(
             None,
         )
         found.policy_read = "clusterpolicy" not in found.unreadable
-    configs = read("webhook configurations", lambda: cluster.webhook_configurations(""), [])
+    no_objects: list[dict[str, Any]] = []
+    configs = read("webhook configurations", lambda: cluster.webhook_configurations(""), no_objects)
     for cfg in configs:
         labels = cfg.get("metadata", {}).get("labels") or {}
         if labels.get("webhook.kyverno.io/managed-by") == "kyverno":
@@ -158,9 +159,11 @@ def inspect(
     ns = read("namespace", lambda: cluster.core.read_namespace(namespace), None)
     if ns is not None:
         found.namespace_labels = dict(ns.metadata.labels or {})
-    vaps = read(
+    vaps: list[Any] = read(
         "validatingadmissionpolicies",
-        lambda: client.AdmissionregistrationV1Api(api).list_validating_admission_policy().items,
+        lambda: list(
+            client.AdmissionregistrationV1Api(api).list_validating_admission_policy().items
+        ),
         [],
     )
     for vap in vaps:

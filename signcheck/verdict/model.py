@@ -98,7 +98,7 @@ def verdict(
     """The run's answer to "does this cluster admit only signed images?". `causes`: why
     scenarios could not be judged, most common first; `fail_cause`: the one cause the
     diagnosis found for a broken promise."""
-    counts = {r: results.count(r) for r in RESULTS}
+    counts: dict[str, int] = {r: results.count(r) for r in RESULTS}
     affected = [f for f in findings if f.affected]
     high = sum(1 for f in affected if f.severity == "high")
     n = len(affected)
