@@ -13,13 +13,11 @@ the same entries with each one's outcome in the run.
 from __future__ import annotations
 
 import contextlib
-import html
 import inspect
 import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -173,29 +171,6 @@ def render_markdown(entries: list[Entry]) -> str:
         lines.append(f"| `{v.name}` | {api} | {_cell(v.about)} |")
     lines.append("")
     return "\n".join(lines)
-
-
-def render_html(rows: list[dict[str, Any]]) -> str:
-    """The catalogue section of the HTML report: each scenario of the run with its outcome."""
-    if not rows:
-        return ""
-    out = [
-        '<h2 id="catalogue">Scenario catalogue</h2>',
-        "<p>The scenarios this run executed (the full list: docs/catalogue.md).</p>",
-        '<table class="signcheck-catalogue"><thead><tr><th>ID</th><th>Scenario</th>'
-        "<th>What it proves</th><th>Expected outcome</th><th>Outcome</th></tr></thead><tbody>",
-    ]
-    for r in sorted(rows, key=lambda r: _sort_key(Entry(r["id"], "", "", "", ""))):
-        out.append(
-            "<tr>"
-            + "".join(
-                f"<td>{html.escape(str(r.get(k, '')))}</td>"
-                for k in ("id", "title", "proves", "expect", "outcome")
-            )
-            + "</tr>"
-        )
-    out.append("</tbody></table>")
-    return "\n".join(out)
 
 
 def write(root: Path, output: Path | None, check: bool) -> int:
