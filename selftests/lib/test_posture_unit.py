@@ -5,6 +5,7 @@ namespaces, which rules cover pods, advisory version ranges, and the checks over
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from typing import Any
@@ -263,9 +264,7 @@ def test_a_healthy_chart_default_cluster_has_only_info() -> None:
     assert {f.severity for f in findings} == {"info"}
     system = ids(findings)["POSTURE-SYSTEM-NAMESPACES"]
     assert "kube-public, kube-system, kyverno" in system.title
-    assert "kube-system: namespaceSelector of mutate.kyverno.svc-fail, resourceFilters entry" in (
-        system.evidence
-    )
+    assert "kube-system: resourceFilters entry [*/*,kube-system,*]" in system.evidence
 
 
 def test_unseen_namespaces_object_selector_and_name_filters_are_high() -> None:
@@ -279,7 +278,12 @@ def test_unseen_namespaces_object_selector_and_name_filters_are_high() -> None:
                 hook("x", objectSelector={"matchLabels": {"verify": "yes"}}),
             )
         ],
-        config=kyvernoconf.parse({"resourceFilters": "[Pod,team-*,debug-*]"}),
+        config=kyvernoconf.parse(
+            {
+                "resourceFilters": "[Pod,team-*,debug-*]",
+                "webhooks": json.dumps({"namespaceSelector": selector}),
+            }
+        ),
     )
     s.namespaces = namespaces("default", "team-a", "kube-system", team_a={})
     s.namespaces["team-a"]["env"] = "prod"
@@ -289,6 +293,24 @@ def test_unseen_namespaces_object_selector_and_name_filters_are_high() -> None:
     )
     assert found["POSTURE-OBJECT-SELECTOR"].severity == "high"
     assert "[Pod,team-*,debug-*] (namespaces team-a)" in found["POSTURE-RESOURCEFILTER-PODS"].title
+
+
+def test_a_policy_scoped_webhook_is_not_blindness() -> None:
+    """An ImageValidatingPolicy's fine-grained webhook selects only its policy's namespaces:
+    the namespaces outside it are outside that policy, not unseen by Kyverno."""
+    scoped = {"matchLabels": {"team": "a"}}
+    s = state(
+        kyverno_configs=[
+            webhook_cfg(
+                "MutatingWebhookConfiguration",
+                "kyverno-resource-mutating-webhook-cfg",
+                hook("ivpol.mutate.kyverno.svc-fail-finegrained-p", namespaceSelector=scoped),
+            )
+        ],
+        config=kyvernoconf.parse({}),
+    )
+    s.namespaces = namespaces("default", "team-a")
+    assert "POSTURE-UNSEEN-NAMESPACES" not in ids(unseen_namespaces(s))
 
 
 def test_without_live_pod_webhooks_the_configmap_selector_is_judged() -> None:

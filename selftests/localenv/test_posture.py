@@ -133,7 +133,7 @@ def test_healthy_environment_facts(cluster: Cluster, pod_policies: None) -> None
     for ns in ("kube-system", "kube-public", "kube-node-lease", NAMESPACE):
         assert ns in system.title
     assert "[*/*,kube-public,*]" in system.evidence
-    assert "namespaceSelector of mutate.kyverno.svc-fail" in system.evidence
+    assert "the namespaceSelector in ConfigMap kyverno's `webhooks`" in system.evidence
     assert system.severity == "info" and system.source == "posture"
     failopen = found["POSTURE-FAILOPEN"]
     assert failopen.severity == "medium"
@@ -234,7 +234,9 @@ def test_configmap_changes_are_reported_by_name(
     assert unseen.severity == "high"
     assert filtered in unseen.title and unselected in unseen.title
     assert f"{filtered}: resourceFilters entry [Pod,{filtered},*]" in unseen.evidence
-    assert f"{unselected}: namespaceSelector of mutate.kyverno.svc-fail" in unseen.evidence
+    assert f"{unselected}: the namespaceSelector in ConfigMap kyverno's `webhooks`" in (
+        unseen.evidence
+    )
     assert "default" not in unseen.title
     excluded = found["POSTURE-EXCLUDED-REQUESTERS"]
     assert group in excluded.title and excluded.severity == "medium"

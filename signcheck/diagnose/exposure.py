@@ -45,20 +45,22 @@ def listing(items: list[str], most: int = 12) -> str:
 
 
 def _unseen(state: ClusterState) -> dict[str, list[str]]:
-    """Namespace -> why Kyverno never sees its pods (the webhooks and filters that drop it)."""
+    """Namespace -> why Kyverno never sees its pods, by Kyverno's configuration.
+
+    Only the configuration counts: the `webhooks` namespaceSelector of Kyverno's ConfigMap,
+    which Kyverno puts on every resource webhook it registers, and whole-namespace
+    resourceFilters. A live webhook's own selector also carries the scope of the policy it
+    serves (an ImageValidatingPolicy's fine-grained webhook selects only that policy's
+    namespaces): a namespace outside every policy is not one Kyverno is blind to."""
     assert state.namespaces is not None
-    hooks: dict[str, list[str]] = {}
-    pod_hooks = state.kyverno_pod_webhooks()
-    for _, hook in pod_hooks:
-        for ns in webhooks.unselected(hook.get("namespaceSelector"), state.namespaces):
-            hooks.setdefault(ns, []).append(str(hook.get("name")))
-    why = {ns: [f"namespaceSelector of {', '.join(names)}"] for ns, names in hooks.items()}
-    if not pod_hooks and state.config.webhooks:
+    why: dict[str, list[str]] = {}
+    if state.config.webhooks:
         selector = state.config.webhooks.get("namespaceSelector")
+        names = sorted({str(h.get("name")) for _, h in state.kyverno_pod_webhooks()})
+        carried = f" (on {', '.join(names[:3])}{'...' if len(names) > 3 else ''})" if names else ""
         for ns in webhooks.unselected(selector, state.namespaces):
             why.setdefault(ns, []).append(
-                f"the namespaceSelector in ConfigMap {state.configmap_name}'s `webhooks` (put "
-                "on every resource webhook Kyverno registers)"
+                f"the namespaceSelector in ConfigMap {state.configmap_name}'s `webhooks`{carried}"
             )
     for entry in state.config.pod_filters:
         if entry.every_name:

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from signcheck import places, providers, redact
+from signcheck.clients.k8s import Cluster
+from signcheck.diagnose import posture
 from signcheck.errors import EnvironmentNotReady, SigncheckError
 from signcheck.report import timeline
 from signcheck.report.summary import RunSummary, now_iso, write_json
@@ -29,7 +31,7 @@ from signcheck.run import claims, interrupts, removal, shared
 from signcheck.run.phases import Phases
 from signcheck.run.resources import RunResources, SessionState
 from signcheck.suite.options import settings_from
-from signcheck.target import Target, new_run_id
+from signcheck.target import RUN_LABEL, Target, new_run_id
 from signcheck.tools import gobuild
 from signcheck.verdict.model import Finding
 from signcheck.wait import until, waited_seconds
@@ -227,6 +229,8 @@ class SigncheckRun:
             state = shared.read(self.run_dir, "resources")
             if state and "cosign_version" in state:
                 self.summary.versions["cosign"] = state["cosign_version"]
+            if self.judges:
+                self._posture(target)
             if not target.disposable:
                 self.summary.teardown = self._remove_run(target)
         try:
@@ -248,6 +252,21 @@ class SigncheckRun:
                     "actions": [f"local environment stopped, its data {gone}"],
                 }
         self.phases.add("teardown", time.monotonic() - started, (wall, time.time()))
+
+    def _posture(self, target: Target) -> None:
+        """The posture checks, while the run's policies (and so Kyverno's pod webhooks) still
+        exist: findings for the verdict, facts for the report."""
+        try:
+            with self.phases.time("posture"):
+                cluster = Cluster(target.kubeconfig, target.context)
+                self.posture, self.summary.cluster = posture.check(
+                    cluster,
+                    target.kyverno_namespace,
+                    run_namespaces_label=RUN_LABEL,
+                    kyverno_version=target.versions.get("kyverno"),
+                )
+        except Exception as err:  # posture reads never raise; this is the client failing
+            self.summary.cluster = {"error": f"posture checks failed: {type(err).__name__}: {err}"}
 
     def _remove_run(self, target: Target) -> dict[str, Any]:
         try:
