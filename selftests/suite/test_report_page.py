@@ -240,7 +240,8 @@ def test_render_escapes_and_shows_what_was_not_inspected() -> None:
     block = page.render(summary)
     assert "&lt;b&gt;sign&lt;/b&gt;" in block and "<b>sign</b>" not in block
     assert "not inspected" in block
-    summary.cluster = {"kyverno_webhooks": [{"name": "w", "failurePolicy": "Ignore"}]}
+    hook = {"name": "w", "failurePolicy": "Ignore", "acts_on_pods": True}
+    summary.cluster = {"kyverno_webhook_configurations": {"cfg": {"webhooks": [hook]}}}
     assert "fail-open" in page.render(summary)
 
 

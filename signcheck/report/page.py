@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 from signcheck import redact
+from signcheck.report import facts
 from signcheck.report.catalogue import GROUPS
 from signcheck.report.summary import RunSummary, compatibility_html
 from signcheck.report.timeline import svg
@@ -152,10 +153,7 @@ def _cluster(d: dict[str, Any]) -> str:
         ("Kyverno", _value(kyverno or None)),
     ]
     cluster = d.get("cluster") or {}
-    if cluster:
-        rows += [(_label(k), _value(v)) for k, v in cluster.items()]
-    else:
-        rows.append(("Kyverno's webhooks", '<span class="sc-muted">not inspected</span>'))
+    rows += facts.rows(cluster)
     rows += [
         ("cosign", _value(versions.pop("cosign", None))),
         ("Registry", _value(versions.pop("registry", None))),
@@ -167,7 +165,10 @@ def _cluster(d: dict[str, Any]) -> str:
             ("Other components", escape(", ".join(f"{k} {v}" for k, v in versions.items())))
         )
     body = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
-    return f'<h2 id="sc-cluster">Cluster</h2><table id="sc-facts" class="sc-kv">{body}</table>'
+    return (
+        f'<h2 id="sc-cluster">Cluster</h2><table id="sc-facts" class="sc-kv">{body}</table>'
+        + facts.raw(cluster)
+    )
 
 
 def _findings(d: dict[str, Any]) -> str:
