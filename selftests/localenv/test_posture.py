@@ -193,7 +193,7 @@ def test_kyverno_installed_by_the_chart_shows_its_flags_and_version(
 
 def test_known_version_is_matched_against_the_advisories(cluster: Cluster) -> None:
     findings, facts = posture.check(cluster, NAMESPACE, kyverno_version="v1.19.1")
-    assert facts["kyverno"]["version_source"] == "given by the caller"
+    assert facts["kyverno"]["version_source"] == "as the run's target reported it"
     advisory = by_id(findings)["POSTURE-ADVISORY-GHSA-2r43-6962-xcw5"]
     assert advisory.severity == "high" and advisory.affected
     assert "useCache: false" in advisory.remediation

@@ -237,7 +237,7 @@ def _read_kyverno(state: ClusterState, reads: Reads, given_version: str | None) 
             # The pods may be readable where the Deployments are not (a namespace viewer).
             _version_from_pods(state, reads)
     if state.version is None and given_version:
-        state.version, state.version_source = given_version, "given by the caller"
+        state.version, state.version_source = given_version, "as the run's target reported it"
     state.configmap = reads.get(
         f"ConfigMap {ns}/{state.configmap_name}", "v1", "ConfigMap", state.configmap_name, ns
     )

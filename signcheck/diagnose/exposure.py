@@ -56,7 +56,11 @@ def _unseen(state: ClusterState) -> dict[str, list[str]]:
     why: dict[str, list[str]] = {}
     if state.config.webhooks:
         selector = state.config.webhooks.get("namespaceSelector")
-        names = sorted({str(h.get("name")) for _, h in state.kyverno_pod_webhooks()})
+        # The general webhooks first: the fine-grained ones are per policy.
+        names = sorted(
+            {str(h.get("name")) for _, h in state.kyverno_pod_webhooks()},
+            key=lambda n: (n.startswith("ivpol."), n),
+        )
         carried = f" (on {', '.join(names[:3])}{'...' if len(names) > 3 else ''})" if names else ""
         for ns in webhooks.unselected(selector, state.namespaces):
             why.setdefault(ns, []).append(
