@@ -50,3 +50,21 @@ def test_nothing_inspected_says_so() -> None:
     assert facts.rows({}) == [("Kyverno's webhooks", facts.MUTED.format("not inspected"))]
     assert facts.raw({}) == ""
     assert "not readable" in dict(facts.rows({"kyverno": {}}))["Kyverno flags"]
+
+
+def test_diagnosis_leads_with_cause_and_fix() -> None:
+    block = facts.diagnosis(
+        {
+            "cause": "Kyverno ignores pods in namespace x: resourceFilters entry [Pod,x,*]",
+            "remediation": "remove [Pod,x,*]",
+            "kind": "fail",
+            "namespace": "x",
+            "checked": ["the live ClusterPolicy p"],
+            "admissions": [{"request": "dry-run Pod x/u", "admitted": True}],
+            "inspection": {"policy": {"name": "p"}},
+        }
+    )
+    text = _text(block)
+    assert text.index("Cause") < text.index("Fix") < text.index("Everything the diagnosis")
+    assert "the cluster lets an unsigned image in" in text
+    assert "ADMITTED dry-run Pod x/u" in text

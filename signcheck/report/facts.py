@@ -123,3 +123,37 @@ def raw(cluster: dict[str, Any]) -> str:
         '<details class="sc-raw-facts"><summary>Everything inspected (posture facts, as in '
         f"summary.json <code>cluster</code>)</summary><pre>{text}</pre></details>"
     )
+
+
+def diagnosis(d: dict[str, Any]) -> str:
+    """The canary's diagnosis: the cause, the fix and what was checked up front; what the
+    canary's pods got and everything inspected, collapsed."""
+    kind = (
+        "the cluster lets an unsigned image in"
+        if d.get("kind") == "fail"
+        else ("the run could not judge")
+    )
+    checked = "".join(f"<li>{escape(str(c))}</li>" for c in d.get("checked") or [])
+    answers = []
+    for a in d.get("admissions") or []:
+        verdict = "ADMITTED" if a.get("admitted") else "DENIED"
+        by = " / ".join(str(a[k]) for k in ("webhook", "policy", "rule") if a.get(k))
+        answers.append(
+            f"<li><b>{verdict}</b> {escape(str(a.get('request', '')))}"
+            + (f" by <code>{escape(by)}</code>" if by else "")
+            + (f": {escape(str(a.get('reason')))}" if a.get("reason") else "")
+            + "</li>"
+        )
+    inspected = escape(json.dumps(d.get("inspection") or {}, indent=2, default=str))
+    return (
+        '<h2 id="sc-diagnosis">Diagnosis: enforcement broken before any scenario</h2>'
+        '<table class="sc-kv">'
+        f"<tr><th>Cause</th><td><b>{escape(str(d.get('cause', '')))}</b></td></tr>"
+        f"<tr><th>Fix</th><td>{escape(str(d.get('remediation', '')))}</td></tr>"
+        f"<tr><th>Meaning</th><td>{escape(kind)} (canary namespace "
+        f"{escape(str(d.get('namespace', '?')))})</td></tr>"
+        f"<tr><th>The canary's pods</th><td><ul>{''.join(answers) or '—'}</ul></td></tr>"
+        f"<tr><th>Checked</th><td><ul>{checked}</ul></td></tr></table>"
+        "<details><summary>Everything the diagnosis inspected</summary>"
+        f"<pre>{inspected}</pre></details>"
+    )

@@ -136,7 +136,7 @@ def _verdict(d: dict[str, Any]) -> str:
     ]
     out += [f'<p class="sc-problem">{escape(str(p))}</p>' for p in d.get("problems") or []]
     if d.get("diagnosis"):
-        out.append('<h2 id="sc-diagnosis">Diagnosis</h2>' + _value(d["diagnosis"]))
+        out.append(facts.diagnosis(d["diagnosis"]))
     return "\n".join(out)
 
 
