@@ -24,6 +24,7 @@ import pytest
 from signcheck.errors import ConfigError
 
 GROUPS = {
+    "CANARY": "Before any scenario: enforcement works at all",
     "SEED": "The seed scenario",
     "ATK": "Supply-chain attacks",
     "REF": "Reference forms",
