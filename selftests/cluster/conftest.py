@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,3 +140,41 @@ def some_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUn
     """One healthy environment for every module here (tests that change the cluster undo
     it; the one that breaks Kyverno has an environment of its own)."""
     yield from _boot(tmp_path_factory)
+
+
+@contextmanager
+def admission_policy(
+    kubeconfig: Path, name: str, rule: dict[str, Any], expression: str, message: str
+) -> Iterator[None]:
+    """A ValidatingAdmissionPolicy of the cluster itself, the kind platform teams write: CEL
+    `expression` over the objects `rule` matches, bound with Deny; removed afterwards."""
+    from kubernetes import client
+
+    from signcheck.clients.k8s import Cluster
+
+    adm = client.AdmissionregistrationV1Api(Cluster(kubeconfig).api)
+    adm.create_validating_admission_policy(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], **rule}]},
+                "validations": [{"expression": expression, "message": message}],
+            },
+        }
+    )
+    adm.create_validating_admission_policy_binding(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Deny"]},
+        }
+    )
+    try:
+        yield
+    finally:
+        adm.delete_validating_admission_policy_binding(name)
+        adm.delete_validating_admission_policy(name)

@@ -1,8 +1,9 @@
 """Fail-closed lockout: Kyverno stopped mid-run while its `failurePolicy: Fail` webhook is
 still registered.
 
-The real Kyverno is SIGKILLed just before SEED-05 (by the `stop_kyverno` plugin loaded into
-the suite): during the test, or before its setup makes the test's namespace. The suite must
+The real Kyverno is SIGKILLed (by the `stop_kyverno` plugin loaded into the suite) just
+before SEED-05's body, or before SEED-06's setup makes that test's namespace (the canary has
+passed by then: it runs in SEED-05's setup, with the first namespace). The suite must
 report an environment error and stop, never a verdict on signatures (and never wait out a
 timeout per test); and once the run has cleaned up, pods in namespaces that have nothing to
 do with the run are admitted again, unless other policies still rely on that webhook, in
@@ -12,8 +13,6 @@ which case the run leaves it and says so.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +44,25 @@ def _start(dirs: Dirs, *args: str, env_dir: Path | None = None, **environ: str) 
 
 
 def _assert_environment_error(
-    run: SuiteRun, cause: str = "signed pod: the admission webhook mutate.kyverno.svc-fail could "
+    run: SuiteRun,
+    cause: str = "signed pod: the admission webhook mutate.kyverno.svc-fail could ",
+    stopped_at: str = "SEED-05",
 ) -> dict[str, Any]:
     summary = run.summary()
     outcomes = {t["scenario"]: t["outcome"] for t in summary["tests"] if t["scenario"]}
-    assert outcomes.get("SEED-04") == "pass", outcomes  # Kyverno was alive until here
-    assert outcomes.get("SEED-05") == "environment", outcomes
+    before = f"SEED-0{int(stopped_at[-1]) - 1}"
+    assert outcomes.get(before) == "pass", outcomes  # Kyverno was alive until here
+    assert outcomes.get(stopped_at) == "environment", outcomes
+    after = {s for s in ADMISSION_TESTS if s > stopped_at}
     passed = {s for s, o in outcomes.items() if o == "pass"}
-    assert not passed & ADMISSION_TESTS, f"an admission verdict passed without Kyverno: {outcomes}"
-    (seed05,) = [t for t in summary["tests"] if t["scenario"] == "SEED-05"]
-    assert seed05["failure"] == "environment", seed05
-    assert cause in seed05["cause"], seed05
-    assert "is Kyverno running?" in seed05["cause"], seed05
-    assert "says nothing about signatures" in seed05["cause"], seed05
+    assert not passed & (after | {stopped_at}), f"a verdict passed without Kyverno: {outcomes}"
+    (met,) = [t for t in summary["tests"] if t["scenario"] == stopped_at]
+    assert met["failure"] == "environment", met
+    assert cause in met["cause"], met
+    assert "is Kyverno running?" in met["cause"], met
+    assert "says nothing about signatures" in met["cause"], met
     # The run stopped there: no later admission test ran into the same dead webhook.
-    assert not {"SEED-06", "SEED-07"} & set(outcomes), outcomes
+    assert not after & set(outcomes), outcomes
     assert summary["verdict"]["state"] == "undetermined", summary["verdict"]
     assert "environment error" in run.output
     assert run.returncode == 6, run.output[-3000:]
@@ -70,26 +73,24 @@ def test_kyverno_killed_before_new_namespaces_stops_the_run_at_once(dirs: Dirs) 
     """The dead webhook met by the namespace check (the dry-run probe of a test's new
     namespace), not by an admission: the run stops there with the environment cause, rather
     than waiting out the namespace timeout (90 s) in every later test."""
-    run = _start(dirs, SIGNCHECK_STOP_KYVERNO_AT="setup")
-    run.wait_run_id()
-    try:
-        # The boot, the session resources and SEED-01..04 take well under a minute here;
-        # one namespace timeout for each of SEED-05..07 would take 270 s more.
-        run.wait(150)
-    except subprocess.TimeoutExpired:
-        run.signal(signal.SIGINT)
-        run.wait(120)
-        raise AssertionError(
-            "the run did not stop: later tests waited out their namespace check\n"
-            + run.output[-3000:]
-        ) from None
-    summary = _assert_environment_error(
-        run, cause="the admission webhook mutate.kyverno.svc-fail could not be called"
+    run = _start(
+        dirs,
+        SIGNCHECK_STOP_KYVERNO_BEFORE="test_unsigned_pod_denied",
+        SIGNCHECK_STOP_KYVERNO_AT="setup",
     )
-    (seed05,) = [t for t in summary["tests"] if t["scenario"] == "SEED-05"]
-    assert seed05["pytest_outcome"] == "error", seed05  # in its setup: the namespace
-    assert "namespace" in seed05["cause"], seed05
-    assert seed05["duration"] < 30, f"SEED-05 waited {seed05['duration']} s for its namespace"
+    run.wait_run_id()
+    # The boot, the session resources and SEED-01..05 take well under a minute here; one
+    # namespace timeout for each of SEED-06 and SEED-07 would take 180 s more.
+    run.wait_or_stop(150, "the run did not stop: later tests waited out their namespace check")
+    summary = _assert_environment_error(
+        run,
+        cause="the admission webhook mutate.kyverno.svc-fail could not be called",
+        stopped_at="SEED-06",
+    )
+    (seed06,) = [t for t in summary["tests"] if t["scenario"] == "SEED-06"]
+    assert seed06["pytest_outcome"] == "error", seed06  # in its setup: the namespace
+    assert "namespace" in seed06["cause"], seed06
+    assert seed06["duration"] < 30, f"SEED-06 waited {seed06['duration']} s for its namespace"
     assert summary["teardown"]["clean"] is True, summary["teardown"]
     assert local_leftovers(run) == {}
 

@@ -333,9 +333,11 @@ PROBE_IMAGE = "signcheck.invalid/namespace-probe:never"
 """An image no policy's `imageReferences` matches (and nothing ever pulls: dry run only)."""
 
 
-FOREIGN_GRACE = 3.0
-"""Seconds another admission may keep refusing the probe before the wait gives up on it: a
-webhook with a namespace cache of its own may race a new namespace as Kyverno's does."""
+REFUSAL_GRACE = 3.0
+"""Seconds an answer that is not Kyverno's cache race may persist before the wait gives up:
+another admission with a namespace cache of its own may race a new namespace as Kyverno's
+does, and one call to Kyverno's webhook may time out on a loaded machine; a dead Kyverno or
+a rule that refuses the probe refuses it for longer."""
 
 
 def wait_namespace_seen(cluster: Cluster, namespace: str, run_id: str, timeout: float) -> None:
@@ -348,20 +350,30 @@ def wait_namespace_seen(cluster: Cluster, namespace: str, run_id: str, timeout: 
     created too early is then judged on a cache race, not on its signature. The probe: a dry
     run of a pod whose image no policy matches is admitted exactly when the cache has it.
 
-    Only Kyverno's own refusals are waited out. Its webhook not answering raises
-    `WebhookUnavailable` at once (the run stops); another admission (a webhook, a
-    ValidatingAdmissionPolicy, Pod Security) that keeps refusing the probe raises
+    Only Kyverno's own refusals are waited out. Its webhook not answering for
+    `REFUSAL_GRACE` raises `WebhookUnavailable` (the run stops); another admission (a webhook,
+    a ValidatingAdmissionPolicy, Pod Security) that keeps refusing the probe as long raises
     `EnvironmentNotReady` naming it; a timeout blames Kyverno only if Kyverno refused last.
     """
     pod = k8s_pod("signcheck-namespace-probe", namespace, PROBE_IMAGE, run_id)
     last: list[Denied] = []
-    foreign_since: list[float] = []
+    since: list[float] = []
+
+    def persisting() -> bool:
+        since[:] = since or [time.monotonic()]
+        return time.monotonic() - since[0] >= REFUSAL_GRACE
 
     def probe() -> bool:
         result = cluster.create(pod, dry_run=True)
         if not isinstance(result, Denied):
             return True
         last[:] = [result]
+        who = result.refused_by
+        if not (result.webhook_unavailable or who):
+            since.clear()
+            return False
+        if not persisting():
+            return False
         if result.webhook_unavailable:
             raise WebhookUnavailable(
                 f"namespace {namespace}: the admission webhook {result.webhook} could not be "
@@ -369,19 +381,12 @@ def wait_namespace_seen(cluster: Cluster, namespace: str, run_id: str, timeout: 
                 "in the run's namespaces can be judged: this says nothing about signatures",
                 result.message,
             )
-        who = result.refused_by
-        if who is None:
-            foreign_since.clear()
-            return False
-        foreign_since[:] = foreign_since or [time.monotonic()]
-        if time.monotonic() - foreign_since[0] >= FOREIGN_GRACE:
-            raise EnvironmentNotReady(
-                f"namespace {namespace}: {who} refused the namespace check's dry-run pod "
-                f"(image {PROBE_IMAGE}, outside every policy of the run), not Kyverno: "
-                f"{_short(result.message)}",
-                result.message,
-            )
-        return False
+        raise EnvironmentNotReady(
+            f"namespace {namespace}: {who} refused the namespace check's dry-run pod "
+            f"(image {PROBE_IMAGE}, outside every policy of the run), not Kyverno: "
+            f"{_short(result.message)}",
+            result.message,
+        )
 
     try:
         until(
