@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from selftests.cluster.conftest import ClusterUnderTest, Outcome
+from selftests.cluster.conftest import ClusterUnderTest, Outcome, admission_policy
 from signcheck.clients.k8s import Cluster
 from signcheck.tools import pins
 
@@ -212,44 +212,15 @@ def test_missing_permissions(some_cluster: ClusterUnderTest, tmp_path: Path) -> 
 def test_policy_the_cluster_rejects(some_cluster: ClusterUnderTest, tmp_path: Path) -> None:
     """A cluster admission rule (a ValidatingAdmissionPolicy) that refuses signcheck's
     ClusterPolicies: the dry run in the preflight meets it, not the first test."""
-    cluster = Cluster(some_cluster.kubeconfig)
-    adm = client.AdmissionregistrationV1Api(cluster.api)
     name = "sc-no-image-policies-" + secrets.token_hex(3)
-    adm.create_validating_admission_policy(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": ["kyverno.io"],
-                            "apiVersions": ["*"],
-                            "operations": ["CREATE"],
-                            "resources": ["clusterpolicies"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {
-                        "expression": "!object.metadata.name.startsWith('check-image')",
-                        "message": "image verification policies are managed by the platform",
-                    }
-                ],
-            },
-        }
-    )
-    adm.create_validating_admission_policy_binding(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Deny"]},
-        }
-    )
-    try:
+    rule = {"apiGroups": ["kyverno.io"], "apiVersions": ["*"], "resources": ["clusterpolicies"]}
+    with admission_policy(
+        some_cluster.kubeconfig,
+        name,
+        rule,
+        "!object.metadata.name.startsWith('check-image')",
+        "image verification policies are managed by the platform",
+    ):
         # The apiserver compiles admission policies asynchronously: retry the run briefly.
         for _ in range(10):
             outcome = some_cluster.run(tmp_path)
@@ -261,9 +232,6 @@ def test_policy_the_cluster_rejects(some_cluster: ClusterUnderTest, tmp_path: Pa
             "image verification policies are managed by the platform",
             code=ENVIRONMENT,
         )
-    finally:
-        adm.delete_validating_admission_policy_binding(name)
-        adm.delete_validating_admission_policy(name)
 
 
 # -- the registry --------------------------------------------------------------------
