@@ -86,14 +86,22 @@ def test_image_validating_policy_twin(
     policy = policy_of("ivpol")
     live = cpol.Policies(cluster, cpol.IMAGE_VALIDATING_POLICY).get(policy.name)
     assert live is not None and cpol.ivpol_is_ready(live), live and live.get("status")
-    spec = live["spec"]
-    assert spec["validationActions"] == ["Deny"]
-    assert spec["failurePolicy"] == "Fail"
-    assert spec["webhookConfiguration"]["timeoutSeconds"] == 30
-    assert spec["evaluation"]["background"]["enabled"] is False
-    cosign = spec["attestors"][0]["cosign"]
-    assert cosign["key"]["data"].strip() == run_state.public_key.read_text().strip()
-    assert cosign["ctlog"] == {"insecureIgnoreTlog": True, "insecureIgnoreSCT": True}
+    cosign = "spec.attestors.0.cosign"
+    expect.fields(
+        live,
+        {
+            "spec.validationActions": ["Deny"],
+            "spec.failurePolicy": "Fail",
+            "spec.webhookConfiguration.timeoutSeconds": 30,
+            "spec.evaluation.background.enabled": False,
+            f"{cosign}.ctlog": {"insecureIgnoreTlog": True, "insecureIgnoreSCT": True},
+        },
+        f"ImageValidatingPolicy {policy.name}",
+    )
+    key = str(expect.field(live, f"{cosign}.key.data")).strip()
+    assert key == run_state.public_key.read_text().strip(), (
+        f"ImageValidatingPolicy {policy.name} does not hold the run's public key: {key!r}"
+    )
     autogen = (live.get("status") or {}).get("autogen", {}).get("configs", {})
     assert {"defaults", "cronjobs"} <= set(autogen), f"no autogen for pod controllers: {autogen}"
 

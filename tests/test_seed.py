@@ -87,14 +87,16 @@ def test_policy_ready(policies: cpol.Policies, run_state: SessionState) -> None:
     live = policies.get(run_state.policy_name)
     assert live is not None, f"ClusterPolicy {run_state.policy_name} does not exist"
     assert cpol.is_ready(live), f"not Ready: {live.get('status')}"
-    spec = live["spec"]
-    assert spec["validationFailureAction"].lower() == "enforce", expect.describe_policy(live)
-    assert spec["failurePolicy"] == "Fail"
-    assert spec["background"] is False
-    assert spec["webhookTimeoutSeconds"] == 30
-    rule = spec["rules"][0]
-    keys = rule["verifyImages"][0]["attestors"][0]["entries"][0]["keys"]
-    assert keys["publicKeys"].strip() == run_state.public_key.read_text().strip(), (
+    action = str(expect.field(live, "spec.validationFailureAction"))
+    assert action.lower() == "enforce", expect.describe_policy(live)
+    what = f"ClusterPolicy {run_state.policy_name}"
+    expect.fields(
+        live,
+        {"spec.failurePolicy": "Fail", "spec.background": False, "spec.webhookTimeoutSeconds": 30},
+        what,
+    )
+    keys = "spec.rules.0.verifyImages.0.attestors.0.entries.0.keys.publicKeys"
+    assert str(expect.field(live, keys)).strip() == run_state.public_key.read_text().strip(), (
         "the policy's public key is not the key the signed image was signed with"
     )
 

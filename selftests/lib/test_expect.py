@@ -3,6 +3,7 @@ problem rather than a verdict on signatures."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -239,3 +240,59 @@ def test_live_image_validating_policy_facts() -> None:
     live["spec"]["matchImageReferences"] = [{"expression": "image.startsWith('x')"}]  # type: ignore[index]
     text = livecheck.facts(live, "ImageValidatingPolicy", "p", IMAGE)
     assert "were not evaluated" in text, text
+
+
+def _ivpol_live(**spec: object) -> dict[str, object]:
+    return {
+        "kind": "ImageValidatingPolicy",
+        "metadata": {"name": "check-image-ivpol"},
+        "spec": {
+            "validationActions": ["Deny"],
+            "failurePolicy": "Fail",
+            "evaluation": {"background": {"enabled": False}},
+            "attestors": [
+                {"cosign": {"key": {"data": "PEM"}, "ctlog": {"insecureIgnoreTlog": True}}}
+            ],
+            **spec,
+        },
+        "status": {"conditionStatus": {"ready": True}},
+    }
+
+
+def test_a_live_policy_that_differs_is_said_in_words(tmp_path: Path) -> None:
+    """MODE-02 on a live ImageValidatingPolicy without a webhook timeout and with the SCT
+    check on: once a `KeyError: 'webhookConfiguration'` (and `assert {...} == {...}`)."""
+    from tests import test_policy_modes
+
+    key = tmp_path / "cosign.pub"
+    key.write_text("PEM\n")
+    live = _ivpol_live()
+    cluster = SimpleNamespace(get_object=lambda *args: live)
+    with pytest.raises(AssertionError) as raised:
+        test_policy_modes.test_image_validating_policy_twin(
+            make_namespace=lambda variant="main", outside=False: "ns",
+            admit=lambda obj, image=None: _pod(SIGNED.by_tag),
+            images=SimpleNamespace(signed=SIGNED, unsigned=UNSIGNED),  # type: ignore[arg-type]
+            cluster=cluster,  # type: ignore[arg-type]
+            run_state=SimpleNamespace(public_key=key),  # type: ignore[arg-type]
+            policy_of=lambda variant: IVPOL,
+            target=SimpleNamespace(run_id="r"),  # type: ignore[arg-type]
+        )
+    text = str(raised.value)
+    assert "ImageValidatingPolicy check-image-ivpol" in text, text
+    assert "spec.webhookConfiguration.timeoutSeconds: expected 30, it is not set" in text, text
+    assert (
+        "spec.attestors.0.cosign.ctlog: expected {'insecureIgnoreTlog': True, "
+        "'insecureIgnoreSCT': True}, saw {'insecureIgnoreTlog': True}"
+    ) in text, text
+
+
+def test_fields_name_each_difference() -> None:
+    doc = {"spec": {"a": 1, "b": [{"c": "x"}]}}
+    expect.fields(doc, {"spec.a": 1, "spec.b.0.c": "x"}, "doc")
+    with pytest.raises(AssertionError) as raised:
+        expect.fields(doc, {"spec.a": 2, "spec.b.1.c": "x", "spec.d": True}, "doc")
+    text = str(raised.value)
+    assert "spec.a: expected 2, saw 1" in text, text
+    assert "spec.b.1.c: expected 'x', it is not set" in text, text
+    assert "spec.d: expected True, it is not set" in text, text

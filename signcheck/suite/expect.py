@@ -238,6 +238,40 @@ def record(
     return got
 
 
+_UNSET = object()
+
+
+def _at(doc: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        elif isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        else:
+            return _UNSET
+    return doc
+
+
+def field(doc: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path of `doc` (see `fields`), or None when it is not set."""
+    got = _at(doc, path)
+    return None if got is _UNSET else got
+
+
+def fields(doc: dict[str, Any], want: dict[str, Any], what: str) -> None:
+    """Each dotted path of `want` (list items by index: `spec.rules.0.name`) holds its value
+    in `doc`; otherwise one error naming, per field, what was expected and what was seen."""
+    problems = []
+    for path, value in want.items():
+        got = _at(doc, path)
+        if got is _UNSET:
+            problems.append(f"{path}: expected {value!r}, it is not set")
+        elif got != value:
+            problems.append(f"{path}: expected {value!r}, saw {got!r}")
+    if problems:
+        raise AssertionError(f"{what} is not as expected: " + "; ".join(problems))
+
+
 def same_record(got: Any, want: dict[str, Any], what: str, name: str) -> None:
     """`got == want`, or an error naming each entry that is missing, extra or different."""
     if got == want:
