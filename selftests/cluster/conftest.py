@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
+from signcheck.clients.k8s import Cluster
 from signcheck.errors import ToolNotFound
 from signcheck.localenv import EnvSpec, LocalEnv
 from signcheck.localenv.env import resolve_tools
@@ -148,31 +150,26 @@ def admission_policy(
 ) -> Iterator[None]:
     """A ValidatingAdmissionPolicy of the cluster itself, the kind platform teams write: CEL
     `expression` over the objects `rule` matches, bound with Deny; removed afterwards."""
-    from kubernetes import client
-
-    from signcheck.clients.k8s import Cluster
-
     adm = client.AdmissionregistrationV1Api(Cluster(kubeconfig).api)
-    adm.create_validating_admission_policy(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], **rule}]},
-                "validations": [{"expression": expression, "message": message}],
-            },
-        }
-    )
-    adm.create_validating_admission_policy_binding(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Deny"]},
-        }
-    )
+    policy: Any = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"operations": ["CREATE"], **rule}]},
+            "validations": [{"expression": expression, "message": message}],
+        },
+    }
+    binding: Any = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+    # The client takes the plain manifests, as kubectl would send them.
+    adm.create_validating_admission_policy(policy)
+    adm.create_validating_admission_policy_binding(binding)
     try:
         yield
     finally:
