@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from signcheck.verdict.model import (
+    EXIT_BAD_INPUT,
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     Finding,
     exit_code,
@@ -172,3 +174,48 @@ def test_junit_counts_failures_not_findings(pytester: pytest.Pytester) -> None:
     assert int(suite.get("failures", -1)) == 0
     assert int(suite.get("errors", -1)) == summary["totals"]["environment"] == 2
     assert int(suite.get("skipped", -1)) == summary["totals"]["skipped"] == 1
+
+
+BAD_INPUT = """
+import pytest
+from signcheck.errors import ConfigError
+
+@pytest.fixture(scope="session")
+def key():
+    raise ConfigError("--signing-key /nowhere/cosign.key does not exist: pass a cosign.key")
+
+@pytest.mark.scenario("DEMO-08", step="needs the key")
+def test_needs_key(key):
+    pass
+"""
+
+INTERRUPTED = """
+import pytest
+
+@pytest.mark.scenario("DEMO-09", step="passes")
+def test_first():
+    pass
+
+@pytest.mark.scenario("DEMO-10", step="interrupted")
+def test_interrupted():
+    raise KeyboardInterrupt
+"""
+
+
+def test_a_wrong_input_met_in_a_fixture_exits_4(pytester: pytest.Pytester) -> None:
+    result, summary = _run(pytester, BAD_INPUT)
+    (test,) = summary["tests"]
+    assert (test["outcome"], test["failure"]) == ("environment", "input")
+    assert result.ret == EXIT_BAD_INPUT == summary["verdict"]["exit_code"]
+    result.stdout.fnmatch_lines(
+        ["*signcheck: not judged*", "1 not judged (DEMO-08): --signing-key /nowhere/cosign.key*"]
+    )
+
+
+def test_the_printed_exit_code_is_the_one_pytest_returns(pytester: pytest.Pytester) -> None:
+    result, summary = _run(pytester, INTERRUPTED)
+    assert result.ret == EXIT_INTERRUPTED == summary["verdict"]["exit_code"]
+    outcomes = {t["scenario"]: (t["outcome"], t["pytest_outcome"]) for t in summary["tests"]}
+    assert outcomes["DEMO-09"] == ("pass", "passed")
+    assert outcomes["DEMO-10"][0] == "environment"
+    assert result.stdout.lines[-1].startswith("exit code 2 ")

@@ -16,7 +16,15 @@ from typing import Any
 
 from signcheck import redact
 from signcheck.clients.admission import Admission, Denied
-from signcheck.verdict.model import EXIT_FAILED, RESULTS, SEVERITIES, Finding, exit_code, verdict
+from signcheck.verdict.model import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    RESULTS,
+    SEVERITIES,
+    Finding,
+    exit_code,
+    verdict,
+)
 
 SCHEMA = "signcheck.summary/v2"
 """Documented in docs/summary.md (with its JSON Schema, docs/summary.schema.json)."""
@@ -114,6 +122,8 @@ class RunSummary:
             fail_cause=str(broken.get("cause", "")) if broken.get("kind") == "fail" else "",
         )
         code = exit_code(v, found, fail_on)
+        if v.state == "undetermined" and any(t.failure == "input" for t in self.tests):
+            code = EXIT_BAD_INPUT  # what kept the run from judging is an input to fix
         if code == 0 and self.problems:
             code = EXIT_FAILED  # something of the run was left behind, or teardown failed
         self.findings = [f.as_dict() for f in found]

@@ -23,6 +23,7 @@ PLUGIN_PROPERTIES = frozenset(
         "admission",
         "compat",
         "environment_error",
+        "bad_input",
         "finding",
         "finding_severity",
         "finding_remediation",
@@ -107,14 +108,13 @@ class Collector:
             run.phases.add("tests", max(0.0, window - setup), (self.first_start, self.last_stop))
         run.summary.tests = self.finish_results(session)
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
-        run.finish(announce=tr.write_line if tr is not None else None)
+        decided = int(session.exitstatus) if int(session.exitstatus) in KEEP_EXIT else None
+        run.finish(announce=tr.write_line if tr is not None else None, exit_code=decided)
         if run.judges:
             html.complete(session.config, run.summary)
         if not run.judges:
             if run.summary.problems and session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            return
-        if int(session.exitstatus) in KEEP_EXIT:
             return
         session.exitstatus = int(run.summary.verdict.get("exit_code", session.exitstatus))
 
@@ -125,6 +125,7 @@ class Collector:
             if run.boot_error_shown and problem.startswith("environment: "):
                 continue  # already the run's one error line (pytest.exit's reason)
             tr.write_line(redact.redact(f"signcheck: {problem}"), red=True)
+        self._not_judged(tr)
         if run.settings.keep:
             tr.write_line(f"signcheck: --keep: the run's keys and state stay in {run.run_dir}")
         if run.reports_enabled:
@@ -134,6 +135,20 @@ class Collector:
             if run.summary.phases:
                 phases = ", ".join(f"{k} {v:.1f}s" for k, v in run.summary.phases.items())
                 tr.write_line(f"phases   {phases}")
+
+    def _not_judged(self, tr: Any) -> None:
+        """The tests the run could not judge, one block per cause (pytest lists only its own
+        failures and errors; these are neither)."""
+        by_cause: dict[str, list[str]] = {}
+        for t in self.run.summary.tests:
+            if t.outcome == "environment":
+                by_cause.setdefault(t.cause or t.message, []).append(t.scenario or t.nodeid)
+        if not by_cause:
+            return
+        tr.write_sep("-", "signcheck: not judged")
+        for cause, names in by_cause.items():
+            shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+            tr.write_line(redact.redact(f"{len(names)} not judged ({shown}): {cause}"), yellow=True)
 
 
 def _short_message(report: pytest.TestReport) -> str:
@@ -171,7 +186,7 @@ def _classify(result: TestResult, report: pytest.TestReport, props: dict[str, An
     if "environment_error" in props and report.failed:
         # Not a verdict on signatures: the registry, the webhook or the cluster failed.
         result.outcome = "environment"
-        result.failure = "environment"
+        result.failure = "input" if "bad_input" in props else "environment"
         result.cause = str(props["environment_error"])
     elif "finding" in props and report.when == "call" and report.passed:
         result.outcome = "finding"

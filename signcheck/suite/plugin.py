@@ -190,7 +190,12 @@ def _classify_exception(
     cause = redact.redact(err.message.splitlines()[0] if err.message else type(err).__name__)
     if not any(k == "environment_error" for k, _ in report.user_properties):
         _add_property(item, report, "environment_error", cause)
-    report.longrepr = redact.redact(f"signcheck: environment: {err}")
+    bad_input = isinstance(err, ConfigError) and not getattr(err, "environment", False)
+    if bad_input:
+        # A wrong option, file or password met in a fixture: exit 4, like at boot.
+        _add_property(item, report, "bad_input", "true")
+    what = "bad input" if bad_input else "environment"
+    report.longrepr = redact.redact(f"signcheck: {what}: {err}")
     if isinstance(err, RUN_STOPPERS):
         # Kyverno's webhook cannot be called, or Kyverno cannot read the registry: the run
         # says so and stops, rather than meeting the same wall in every later test.

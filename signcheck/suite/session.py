@@ -90,6 +90,7 @@ class SigncheckRun:
         """Whether the selected tests need the scenarios' resources beyond the seed's."""
         self.restore_sigterm: Callable[[], None] = lambda: None
         self._announced: set[str] = set()
+        self._decided_exit: int | None = None
         self.posture: list[Finding] = []
         """Findings of the posture checks (owner only), for the verdict."""
 
@@ -181,7 +182,11 @@ class SigncheckRun:
 
     # -- end of run (owner only) ------------------------------------------------------
 
-    def finish(self, announce: Any = None) -> None:
+    def finish(self, announce: Any = None, exit_code: int | None = None) -> None:
+        """Tear down, conclude and write the summary. `exit_code`: one pytest or the boot
+        already decided (interrupted, bad input, unusable environment), which the verdict
+        then reports instead of its own."""
+        self._decided_exit = exit_code
         with interrupts.finishing(announce):
             self._finish()
         self.finished = True
@@ -196,6 +201,8 @@ class SigncheckRun:
             self.summary.diagnosis = {**canary["diagnosis"], "namespace": canary["namespace"]}
             self.summary.diagnosis["admissions"] = canary.get("admissions", [])
         self.summary.conclude(self.settings.fail_on, self.posture)
+        if self._decided_exit is not None:
+            self.summary.verdict["exit_code"] = self._decided_exit
         if self.reports_enabled:
             self.summary.phases = self.phases.read()
             origin = time.time() - (time.monotonic() - self.started)  # the run's wall start
