@@ -64,6 +64,10 @@ _PSA = re.compile(r'violates PodSecurity "(?P<level>[^"]+)"')
 # about the signature, not the registry.
 _VERDICTS = ("no signatures found", "no matching signatures")
 _UNREACHABLE = re.compile(r'failed calling webhook "(?P<webhook>[^"]+)"')
+# The API server gave up waiting for the webhook (its `timeoutSeconds`, which it sends as the
+# call's `?timeout=` parameter): Kyverno, or a registry it was reading, was too slow.
+_TIMED_OUT = re.compile(r"context deadline exceeded|Client\.Timeout exceeded", re.IGNORECASE)
+_TIMEOUT_PARAM = re.compile(r"[?&]timeout=(?P<seconds>\d+)s\b")
 
 
 def normalise(text: str) -> str:
@@ -115,6 +119,20 @@ class Denied:
         return _UNREACHABLE.search(self.message) is not None
 
     @property
+    def webhook_timed_out(self) -> bool:
+        """The webhook was called but did not answer within its timeout (fail-closed: the
+        request was refused): an environment problem, not a signature verdict."""
+        return self.webhook_unavailable and _TIMED_OUT.search(self.message) is not None
+
+    @property
+    def webhook_timeout_seconds(self) -> int | None:
+        """The timeout the API server gave the webhook, as it named it in the call."""
+        if not self.webhook_timed_out:
+            return None
+        found = _TIMEOUT_PARAM.search(self.message)
+        return int(found["seconds"]) if found else None
+
+    @property
     def registry_error(self) -> bool:
         """Kyverno could not read the registry (no or wrong credentials, unreachable, TLS,
         an image it does not have): an environment problem, not a signature verdict."""
@@ -153,7 +171,9 @@ class Denied:
 
     @property
     def verdict(self) -> str:
-        """`signature` (a verdict on the image), or `environment: webhook|registry`."""
+        """`signature` (a verdict on the image), or `environment: webhook ...|registry`."""
+        if self.webhook_timed_out:
+            return "environment: webhook timed out"
         if self.webhook_unavailable:
             return "environment: webhook unavailable"
         if self.registry_error:

@@ -60,6 +60,15 @@ def describe_policy(policy: dict[str, Any]) -> str:
 
 
 def _environment(result: Denied, what: str) -> None:
+    if result.webhook_timed_out:
+        seconds = result.webhook_timeout_seconds
+        within = f"its {seconds} s timeout" if seconds is not None else "its timeout"
+        raise WebhookUnavailable(
+            f"{what}: the admission webhook {result.webhook} did not answer within {within} "
+            "(Kyverno, or a registry it was reading, was too slow) and the API server refused "
+            "the request, fail-closed; this says nothing about signatures",
+            result.message,
+        )
     if result.webhook_unavailable:
         raise WebhookUnavailable(
             f"{what}: the admission webhook {result.webhook} could not be called (is Kyverno "

@@ -25,6 +25,15 @@ from signcheck.target import Registry as RegistryTarget
 from signcheck.timeouts import Timeouts
 
 USERNAME = "signcheck"
+SERVING_STEM = "registry"
+"""The serving pair's file stem under `<registry dir>/tls` (see `serving_pair`)."""
+
+
+def serving_pair(registry_dir: Path) -> tuple[Path, Path]:
+    """Where a TLS registry keeps its serving certificate and key: also presented by the
+    fault proxy in front of it (`signcheck.artefacts.faultproxy`)."""
+    tls = registry_dir / "tls"
+    return tls / f"{SERVING_STEM}.crt", tls / f"{SERVING_STEM}.key"
 
 
 class Registry(Service):
@@ -71,7 +80,7 @@ class Registry(Service):
             ca = pki.new_ca("signcheck registry CA")
             self.ca_path, _ = ca.write(self.dir / "tls", "ca")
             serving = pki.issue(ca, "registry", ips=[HOST], dns=["localhost"], server=True)
-            cert, key = serving.write(self.dir / "tls", "registry")
+            cert, key = serving.write(self.dir / "tls", SERVING_STEM)
             config["http"] = {**config["http"], "tls": {"certificate": str(cert), "key": str(key)}}  # type: ignore[dict-item]
         if self.auth:
             htpasswd = self.dir / "htpasswd"
