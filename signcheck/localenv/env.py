@@ -37,6 +37,7 @@ from signcheck.localenv.services.kyverno import (
     PULL_SECRET,
     Kyverno,
     ReportsController,
+    exception_namespace,
 )
 from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.snapshot import ensure_seed
@@ -376,7 +377,7 @@ class LocalEnv:
         client = OciClient(registry.as_target())
         incluster.push_images(client, registry.host, paths)
         ca = registry.ca_path.read_text() if registry.ca_path else None
-        values = incluster.chart_values(registry.host, ca)
+        values = incluster.chart_values(registry.host, ca, exception_namespace(self.run_id))
         self._kyverno_values = incluster.write_values(self.run_dir / incluster.VALUES_FILE, values)
 
     def _real_node(
@@ -436,6 +437,7 @@ class LocalEnv:
             node_kind=self.settings.node_kind,
             kyverno=self.settings.kyverno,
             kyverno_values=str(self._kyverno_values) if self._kyverno_values else None,
+            exception_namespace=exception_namespace(self.run_id),
             pids=pids,
             ports={n: dict(s.ports) for n, s in self.services.items() if s.ports},
             versions=dict(self.versions),

@@ -88,10 +88,13 @@ def _probe(path: str) -> dict[str, Any]:
     }
 
 
-def chart_values(registry_host: str, ca_pem: str | None = None) -> dict[str, Any]:
+def chart_values(
+    registry_host: str, ca_pem: str | None = None, exception_namespace: str | None = None
+) -> dict[str, Any]:
     """The values this environment needs beside the seed's (see the module docstring);
     `ca_pem`: the registry's CA, which Kyverno's controllers then trust (the chart mounts it
-    as their only CA bundle: the images are FROM scratch), else the registry is plain HTTP."""
+    as their only CA bundle: the images are FROM scratch), else the registry is plain HTTP;
+    `exception_namespace`: PolicyExceptions on, accepted in that namespace only."""
     insecure = ca_pem is None
     global_values: dict[str, Any] = {"image": {"registry": registry_host}}
     if ca_pem is not None:
@@ -104,6 +107,11 @@ def chart_values(registry_host: str, ca_pem: str | None = None) -> dict[str, Any
         "cleanupController": {"enabled": False},
         "features": {
             "registryClient": {"allowInsecure": insecure, "credentialHelpers": []},
+            **(
+                {"policyExceptions": {"enabled": True, "namespace": exception_namespace}}
+                if exception_namespace
+                else {}
+            ),
         },
         "admissionController": {
             "hostNetwork": True,

@@ -56,6 +56,8 @@ class EnvInfo:
     """process (Kyverno's controllers run by the environment) or helm (left to a Helm
     install: its images are in the registry, its values in `kyverno_values`)."""
     kyverno_values: str | None = None
+    exception_namespace: str | None = None
+    """The one namespace whose PolicyExceptions Kyverno accepts (its flags or chart values)."""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

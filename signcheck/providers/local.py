@@ -46,6 +46,7 @@ def from_env_info(info: Any, run_dir: Path) -> Target:
             "env_run_dir": str(info.run_dir),
             "logs_dir": str(logs) if logs else None,
             "pull_secret": getattr(reg, "pull_secret", None),
+            "exception_namespace": getattr(info, "exception_namespace", None),
         },
     )
 

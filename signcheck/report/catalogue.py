@@ -32,6 +32,9 @@ GROUPS = {
     "MODE": "Policy modes and APIs",
     "COMPAT": "Signature formats (compatibility)",
     "PRIV": "Private registry",
+    "IDX": "Multi-platform image indexes",
+    "PULL": "Pull secrets on the pod",
+    "EXC": "Policy exceptions",
     "SCOPE": "Scoping",
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
+from signcheck.artefacts import indexes
 from signcheck.clients.k8s import Cluster
 from signcheck.errors import SigncheckError
 from signcheck.kyverno import cpol, install, lockout
@@ -29,7 +30,7 @@ the policy does not list."""
 def repositories(target: Target) -> list[str]:
     """Every repository a run may push to."""
     reg, run_id = target.registry, target.run_id
-    roles = [*IMAGES, *scenarios.IMAGES]
+    roles = [*IMAGES, *scenarios.IMAGES, *indexes.REPOSITORIES]
     return [reg.repository(run_id, r) for r in roles] + [scenarios.outside_repository(target)]
 
 

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from signcheck.artefacts import indexes
 from signcheck.clients import k8s, oci
 from signcheck.errors import SigncheckError
 from signcheck.kyverno import cpol, ivpol
@@ -41,6 +42,7 @@ IMAGES = (
     "fmt-cosign-v2-legacy",
     "fmt-cosign-v3-legacy",
     "fmt-cosign-v3-bundle",
+    "exc-unsigned-b",
 )
 """Images the scenarios push, one repository each under the run's path."""
 
@@ -52,6 +54,9 @@ def outside_repository(target: Target) -> str:
     # Beside the run's path, not under it: the policies match `<prefix>/<run id>/*`.
     return target.registry.repository(f"{target.run_id}-outside", OUTSIDE)
 
+
+PULL_SECRET = "regcred"
+"""Kyverno's image pull secret as the seed's chart names it (`imagePullSecrets.regcred`)."""
 
 MAIN = "main"
 """The seed's policy (`check-image`): the run's namespaces without a variant label."""
@@ -86,6 +91,13 @@ VARIANTS: dict[str, Variant] = {
             "nocreds",
             "cpol",
             "`imageRegistryCredentials` without secrets: Kyverno pulls anonymously",
+            needs_auth=True,
+        ),
+        Variant(
+            "pull-creds",
+            "cpol",
+            "`imageRegistryCredentials.secrets` names Kyverno's own pull secret (`regcred`): "
+            "used beside the imagePullSecrets a pod brings",
             needs_auth=True,
         ),
         Variant("ivpol", "ivpol", "the seed's policy as an ImageValidatingPolicy"),
@@ -129,6 +141,7 @@ SIGNED_WITH_MAIN = (
     "repoint-warm-ivpol",
     "tamper-cpol",
     "tamper-ivpol",
+    *indexes.SIGNED,
 )
 
 
@@ -191,6 +204,8 @@ def push_images(
     run_id = res.target.run_id
     roles = IMAGES if catalogue else ()
     images = {role: res.registry.push_image(res.repository(role), run_id) for role in roles}
+    if catalogue:
+        images.update(indexes.push_all(res.registry, res.repository, run_id))
     outside = res.registry.push_image(outside_repository(res.target), run_id)
     return images, outside
 
@@ -283,6 +298,7 @@ def variant_policies(
         "audit": {"action": "Audit", "mutate_digest": False, "verify_digest": False},
         "bundle": {"signature_type": "SigstoreBundle"},
         "nocreds": {"registry_credentials": anonymous},
+        "pull-creds": {"registry_credentials": {**anonymous, "secrets": [PULL_SECRET]}},
     }
     iv: dict[str, dict[str, Any]] = {
         "ivpol": {},

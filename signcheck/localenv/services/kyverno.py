@@ -36,6 +36,13 @@ PULL_SECRET = "regcred"
 """The seed's `imagePullSecrets.regcred` (its Helm chart names the Secret after the key)."""
 
 
+def exception_namespace(run_id: str) -> str:
+    """The one namespace whose PolicyExceptions Kyverno accepts (`--exceptionNamespace`): a
+    namespace of this run (named like its others, `sc-<id suffix>-...`), so exceptions are on
+    for the EXC scenarios and nobody else's namespace can exempt anything."""
+    return f"sc-{run_id.rsplit('-', 1)[-1]}-exceptions"
+
+
 def _sa(name: str) -> str:
     return f"system:serviceaccount:{NAMESPACE}:{name}"
 
@@ -189,6 +196,9 @@ class Kyverno(Service):
             "--generateMutatingAdmissionPolicy=false",
             "--enableTuf=false",
             "--disableLogColor=true",
+            # Off by default in Kyverno 1.19; on, scoped to the run, for the EXC scenarios.
+            "--enablePolicyException=true",
+            f"--exceptionNamespace={exception_namespace(self.run_id)}",
             *_registry_flags(self.insecure_registry, self.pull_secret),
         ]
 
