@@ -1,6 +1,6 @@
 """Run every benchmark, print one table, write benchmarks/results/<date>.json and a chart.
 
-    python -m benchmarks [--only tools,env,suite,admission,scaling,peer] [--quick]
+    python -m benchmarks [--only tools,env,suite,admission,load,scaling,peer] [--quick]
 
 `--quick` runs fewer repetitions (a smoke test of the benchmarks themselves, not figures to
 quote). Everything runs on the local target with the tools cached; nothing is timed inside
@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import admission, env_boot, peer, scaling, suite, tools_bench
+from benchmarks import admission, env_boot, load, peer, scaling, suite, tools_bench
 from signcheck.errors import ConfigError
 from signcheck.localenv.realnode import check_prerequisites
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("tools", "env", "suite", "admission", "scaling", "peer")
+SECTIONS = ("tools", "env", "suite", "admission", "load", "scaling", "peer")
 
 
 def machine() -> dict[str, Any]:
@@ -71,6 +71,9 @@ def run(sections: list[str], quick: bool) -> dict[str, Any]:
     if "admission" in sections:
         print("== admission latency")
         out["admission"] = admission.main(["--creates", "20" if quick else "200"])
+    if "load" in sections:
+        print("== admission under load (100 creates, 20 in parallel, signed and unsigned)")
+        out["load"] = load.main(["--creates", "20" if quick else "100", "--parallel", "20"])
     if "scaling" in sections:
         print("== scaling")
         out["scaling"] = scaling.main(["--sizes", "1,5" if quick else "1,5,20"])

@@ -49,10 +49,11 @@ from signcheck.localenv.services.registry import serving_pair
 from signcheck.localenv.state import EnvState
 from signcheck.target import Registry, Target
 
-POLICY_TIMEOUT_SECONDS = 3
+POLICY_TIMEOUT_SECONDS = 5
 """The webhook timeout of the policy variant the slow registry is tried against (its own:
-an ImageValidatingPolicy's timeout is its webhook's)."""
-SLOW_SECONDS = 8.0
+an ImageValidatingPolicy's timeout is its webhook's). Short, but with room for the variant's
+other admissions on a busy two-core machine (about 1 s each at worst there)."""
+SLOW_SECONDS = 12.0
 """How long `slow` holds every request: well beyond that timeout, so the API server gives up
 first, and short enough that Kyverno's abandoned verification ends within the run."""
 

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from signcheck.artefacts import indexes
+from signcheck.artefacts import faultproxy, indexes
 from signcheck.clients import k8s, oci
 from signcheck.errors import SigncheckError
 from signcheck.kyverno import cpol, ivpol
@@ -122,6 +122,18 @@ VARIANTS: dict[str, Variant] = {
             "ivpol",
             "`credentials` without secrets: Kyverno pulls anonymously",
             needs_auth=True,
+        ),
+        Variant(
+            "registry-faults",
+            "cpol",
+            "`imageReferences` also cover the fault proxy's addresses (the registry's IP, any "
+            "port): the run's images through a misbehaving registry",
+        ),
+        Variant(
+            "ivpol-registry-faults",
+            "ivpol",
+            "the same, with a webhook timeout of its own "
+            f"({faultproxy.POLICY_TIMEOUT_SECONDS} s) shorter than the slow registry's delay",
         ),
     )
 }
@@ -300,6 +312,8 @@ def variant_policies(
         "nocreds": {"registry_credentials": anonymous},
         "pull-creds": {"registry_credentials": {**anonymous, "secrets": [PULL_SECRET]}},
     }
+    faults_glob = (faultproxy.image_glob(target.registry, target.run_id),)
+    cpol_overrides["registry-faults"] = {"image_references": faults_glob}
     iv: dict[str, dict[str, Any]] = {
         "ivpol": {},
         "ivpol-ephemeral": {"ephemeral": True},
@@ -307,6 +321,10 @@ def variant_policies(
         "ivpol-containers-only": {"checks": "containers"},
         "ivpol-not-required": {"checks": "containers", "required": False},
         "ivpol-nocreds": {"credentials": {"allowInsecureRegistry": insecure}},
+        "ivpol-registry-faults": {
+            "image_references": faults_glob,
+            "timeout_seconds": faultproxy.POLICY_TIMEOUT_SECONDS,
+        },
     }
     refs: dict[str, PolicyRef] = {}
     for name, variant in VARIANTS.items():
@@ -314,11 +332,10 @@ def variant_policies(
             continue
         pname = policy_name(res, name)
         if variant.api == "cpol":
-            overrides = {"public_keys": keys, **cpol_overrides[name]}
+            overrides = {"public_keys": keys, "image_references": glob, **cpol_overrides[name]}
             doc = cpol.render_cluster_policy(
                 cpol.PolicySpec(
                     run_id=target.run_id,
-                    image_references=glob,
                     name=pname,
                     variant=name,
                     **overrides,
@@ -326,11 +343,10 @@ def variant_policies(
             )
             refs[name] = PolicyRef(name, "ClusterPolicy", pname, "check-image", doc)
         else:
-            overrides = {"public_keys": keys, **iv[name]}
+            overrides = {"public_keys": keys, "image_references": glob, **iv[name]}
             doc = ivpol.render(
                 ivpol.IvpolSpec(
                     run_id=target.run_id,
-                    image_references=glob,
                     name=pname,
                     variant=name,
                     **overrides,
