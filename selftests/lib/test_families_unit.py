@@ -13,6 +13,7 @@ import pytest
 
 from signcheck.artefacts import indexes
 from signcheck.clients import oci, ociimage, pullsecret
+from signcheck.clients.admission import parse_denial
 from signcheck.kyverno import exceptions
 from signcheck.localenv import incluster
 from signcheck.target import Registry, Target
@@ -97,6 +98,22 @@ def test_chart_values_turn_exceptions_on_for_one_namespace() -> None:
     want = {"enabled": True, "namespace": "sc-abcdef-exceptions"}
     assert values["features"]["policyExceptions"] == want
     assert "policyExceptions" not in incluster.chart_values("127.0.0.1:5000")["features"]
+
+
+def test_no_platform_child_is_no_registry_failure() -> None:
+    # IDX-03.ivpol: Kyverno read the index fine and refused it for its platforms; the
+    # registry's credentials and reachability are not the cause.
+    message = (
+        'admission webhook "ivpol.mutate.kyverno.svc-fail-finegrained-p" denied the request: '
+        "Policy p error: failed to update digest: failed to resolve digest for image "
+        "reg/x:t: no child with platform linux/amd64 in index reg/x:t"
+    )
+    denial = parse_denial(message)
+    assert not denial.registry_error and denial.verdict == "signature"
+    unauthorized = message.replace(
+        "no child with platform linux/amd64 in index reg/x:t", "UNAUTHORIZED: authentication"
+    )
+    assert parse_denial(unauthorized).verdict == "environment: registry"
 
 
 def test_pull_secret_holds_the_registry_credentials() -> None:

@@ -12,8 +12,8 @@ its own platform, which the index lists by digest. The IDX scenarios push:
 | `idx-arm64-only` | linux/arm64 | the index |
 
 Each index and each child is an entry of the scenarios' images (`Scenarios.images`): the
-index under its role, a child under `<role>.<os>-<arch>` (also tagged so, so a registry
-without a catalog still lists it for removal).
+index under its role, a child under `<role>.<os>-<arch>`. Each child is also tagged
+`<tag>-<os>-<arch>`, so the run's removal, which follows tags, deletes it too.
 """
 
 from __future__ import annotations

@@ -54,6 +54,11 @@ _REGISTRY_READ = re.compile(
     r"failed to fetch image index",
     re.IGNORECASE,
 )
+# Read fine, then refused by Kyverno's own platform choice: an ImageValidatingPolicy loads
+# the linux/amd64 child of an index (go-containerregistry's default platform), and an index
+# without one fails inside "failed to resolve digest" (IDX-03): a verdict on the image as it
+# is published, not a registry failure to send the user to its credentials for.
+_NO_PLATFORM = re.compile(r"no child with platform \S+ in index")
 # Admission that is not a webhook: a ValidatingAdmissionPolicy (apiserver's
 # validating/dispatcher.go) or Pod Security admission.
 _VAP = re.compile(
@@ -137,7 +142,7 @@ class Denied:
         """Kyverno could not read the registry (no or wrong credentials, unreachable, TLS,
         an image it does not have): an environment problem, not a signature verdict."""
         reason = self.reason or ""
-        if reason.startswith(_VERDICTS):
+        if reason.startswith(_VERDICTS) or _NO_PLATFORM.search(reason):
             return False
         return self.registry_wide or any(
             p.search(reason) for p in (_REGISTRY_ONE_IMAGE, _REGISTRY_READ)
