@@ -65,6 +65,9 @@ class IvpolSpec:
     required: bool = True
     credentials: dict[str, Any] | None = None
     offline: bool = True
+    background: bool = False
+    """Background scanning (the seed's `background: false`); on, Ready needs the reports
+    controller's RBAC on the matched resources."""
 
 
 def attestor_names(count: int) -> list[str]:
@@ -114,7 +117,7 @@ def render(spec: IvpolSpec) -> dict[str, Any]:
         "validationActions": [spec.action],
         "failurePolicy": "Fail",
         "webhookConfiguration": {"timeoutSeconds": spec.timeout_seconds},
-        "evaluation": {"background": {"enabled": False}},
+        "evaluation": {"background": {"enabled": spec.background}},
         "matchConstraints": match,
         "matchImageReferences": [{"glob": g} for g in spec.image_references],
         "attestors": attestors,

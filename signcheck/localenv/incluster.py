@@ -39,7 +39,7 @@ from signcheck.clients.k8s import Cluster
 from signcheck.clients.oci import OciClient, PushedImage
 from signcheck.errors import EnvironmentNotReady
 from signcheck.localenv import nodeimage
-from signcheck.localenv.services.kyverno import tls_secrets
+from signcheck.localenv.services.kyverno import BACKGROUND_SCAN_INTERVAL, tls_secrets
 from signcheck.tools import pins
 
 IMAGES = {
@@ -118,6 +118,19 @@ def chart_values(
             "dnsPolicy": "ClusterFirstWithHostNet",
             "startupProbe": _probe("/health/liveness"),
             "readinessProbe": {**_probe("/health/readiness"), "failureThreshold": 6},
+        },
+        # Its background scans verify images (BG-01), so it must reach the registry as the
+        # admission controller does; on the host network its ports must differ from the
+        # admission controller's (a hostNetwork pod's container ports are host ports). The
+        # scan interval is the out-of-cluster reports controller's.
+        "reportsController": {
+            "hostNetwork": True,
+            "dnsPolicy": "ClusterFirstWithHostNet",
+            "server": {"port": 9444},
+            "metering": {"port": 8001},
+            "featuresOverride": {
+                "backgroundScan": {"backgroundScanInterval": BACKGROUND_SCAN_INTERVAL}
+            },
         },
     }
 

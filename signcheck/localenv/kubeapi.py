@@ -31,6 +31,7 @@ _RESOURCES: dict[str, tuple[str, bool]] = {
     "Node": ("nodes", False),
     "CustomResourceDefinition": ("customresourcedefinitions", False),
     "ClusterPolicy": ("clusterpolicies", False),
+    "ClusterRoleBinding": ("clusterrolebindings", False),
 }
 
 

@@ -15,6 +15,7 @@ from signcheck.localenv import kubeapi as kubelib
 from signcheck.localenv.services.kyverno import (
     NAMESPACE,
     PULL_SECRET,
+    REPORTS_SA,
     kyverno_configmap,
     tls_secrets,
 )
@@ -27,6 +28,7 @@ def prepare_kyverno(
     """Kyverno's namespace, configuration, pull secret and (unless seeded) CRDs."""
     kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     kube.apply(kyverno_configmap())
+    kube.apply(reports_view_binding())
     for secret in tls_secrets():
         kube.apply(secret)
     if registry.auth:
@@ -42,6 +44,25 @@ def prepare_kyverno(
         )
     if crds is not None:
         crdlib.apply_crds(kube, crds)
+
+
+def reports_view_binding() -> dict[str, Any]:
+    """The chart's `kyverno:reports-controller:view` binding (its service account may read
+    what policies match). An ImageValidatingPolicy with background scanning is Ready only
+    when Kyverno finds that permission (BG-01.ivpol). The chart binds `view`, which the
+    ClusterRole aggregation controller fills; this environment does not run it, so the
+    binding names the role `view` aggregates its core rules from."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": "kyverno:reports-controller:view"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "system:aggregate-to-view",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": REPORTS_SA, "namespace": NAMESPACE}],
+    }
 
 
 def ca_bundle(extra_ca: Path, out: Path) -> Path:

@@ -35,6 +35,8 @@ GROUPS = {
     "IDX": "Multi-platform image indexes",
     "PULL": "Pull secrets on the pod",
     "EXC": "Policy exceptions",
+    "UPD": "Updates and controllers",
+    "BG": "Background scanning",
     "REG": "A misbehaving registry",
     "LOAD": "Under load",
     "SCOPE": "Scoping",

@@ -18,7 +18,7 @@ from signcheck.clients import oci
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol
 from signcheck.localenv import nodeimage
-from signcheck.run import scenarios, teardown_probe
+from signcheck.run import drift, scenarios, teardown_probe
 from signcheck.run.phases import Phases
 from signcheck.run.removal import IMAGES
 from signcheck.settings.config import Settings
@@ -175,7 +175,8 @@ class RunResources:
             with self.phases.time("signing"):
                 keys = dict(zip(("main", *roles), (f.result() for f in made), strict=True))
                 main, other = keys["main"], keys["other"]
-                cosign.sign_all(main, [pushed["signed"].by_digest], "legacy")
+                early = [pushed["signed"].by_digest, *drift.early_signed(scenario_images)]
+                cosign.sign_all(main, early, "legacy")
             requires_auth = self.registry.requires_auth()
             variants = (
                 scenarios.variant_policies(self, main, other, requires_auth) if catalogue else {}
@@ -204,8 +205,11 @@ class RunResources:
                         self.cluster, [variants["audit"].doc], self.settings.timeouts.policy_ready
                     )
                 audit_ns, audit_pods = scenarios.start_audit(self, pushed)
+            # UPD's and BG-01's first steps, beside the signing (see signcheck.run.drift).
+            drifting = pool.submit(drift.start, self, pushed, scenario_images, variants)
             signed_other.result()
             compat = signed_rest.result() if signed_rest else {}
+            drift_record = drifting.result()
         signing.verify_with_kms(cosign, main, pushed["signed"].by_digest)
         sabotage = self.settings.sabotage
         policy: dict[str, Any] = {}
@@ -218,11 +222,14 @@ class RunResources:
             else:
                 policy = self.render_policy((key,))
             to_apply.append(policy)
-        to_apply += [ref.doc for v, ref in variants.items() if v != "audit"]
+        to_apply += [
+            ref.doc for v, ref in variants.items() if v != "audit" and not drift.is_drift_variant(v)
+        ]
         with self.phases.time("policy ready"):
             # One wait for all: Kyverno configures its webhooks for them together.
             cpol.apply_all(self.cluster, to_apply, self.settings.timeouts.policy_ready)
         probe = teardown_probe.start(self, main.public_pem)
+        drift_record = drift.arm(self, drift_record, pushed, scenario_images)
         extra = scenarios.Scenarios(
             images=scenario_images,
             outside=outside,
@@ -231,6 +238,8 @@ class RunResources:
             audit_pods=audit_pods,
             audit_namespace=audit_ns,
             compat=compat,
+            updates=drift_record.get("updates") or {},
+            background=drift_record.get("background") or {},
         )
         state = SessionState(
             run_id=run_id,

@@ -21,6 +21,7 @@ from signcheck.errors import SigncheckError
 from signcheck.kyverno import cpol, ivpol
 from signcheck.kyverno.cpol import VARIANT_LABEL
 from signcheck.report.summary import admission_record
+from signcheck.run import background
 from signcheck.run.context import RunContext
 from signcheck.target import Target
 from signcheck.tools import gobuild
@@ -43,6 +44,7 @@ IMAGES = (
     "fmt-cosign-v3-legacy",
     "fmt-cosign-v3-bundle",
     "exc-unsigned-b",
+    background.REVOKED,
 )
 """Images the scenarios push, one repository each under the run's path."""
 
@@ -135,6 +137,7 @@ VARIANTS: dict[str, Variant] = {
             "the same, with a webhook timeout of its own "
             f"({faultproxy.POLICY_TIMEOUT_SECONDS} s) shorter than the slow registry's delay",
         ),
+        *(Variant(name, api, about) for name, (api, about, _) in background.VARIANTS.items()),
     )
 }
 
@@ -184,6 +187,10 @@ class Scenarios:
     compat: dict[str, Any]
     """`referrers_api`, `storage` (role -> tags cosign left), `errors` (role -> why it is
     not signed)."""
+    updates: dict[str, Any] = field(default_factory=dict)
+    """`signcheck.run.updates`: UPD-01/02's namespaces, brought under a policy at setup."""
+    background: dict[str, Any] = field(default_factory=dict)
+    """`signcheck.run.background`: BG-01's pods, scans and when the signature went."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +205,8 @@ class Scenarios:
             audit_pods=dict(data["audit_pods"]),
             audit_namespace=data.get("audit_namespace"),
             compat=dict(data["compat"]),
+            updates=dict(data.get("updates") or {}),
+            background=dict(data.get("background") or {}),
         )
 
 
@@ -326,6 +335,8 @@ def variant_policies(
             "timeout_seconds": faultproxy.POLICY_TIMEOUT_SECONDS,
         },
     }
+    for name, (api, _, extra) in background.VARIANTS.items():
+        (cpol_overrides if api == "cpol" else iv)[name] = extra
     refs: dict[str, PolicyRef] = {}
     for name, variant in VARIANTS.items():
         if variant.needs_auth and not registry_requires_auth:

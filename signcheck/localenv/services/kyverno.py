@@ -34,6 +34,11 @@ CA_SECRET = "kyverno-svc.kyverno.svc.kyverno-tls-ca"
 TLS_SECRET = "kyverno-svc.kyverno.svc.kyverno-tls-pair"
 PULL_SECRET = "regcred"
 """The seed's `imagePullSecrets.regcred` (its Helm chart names the Secret after the key)."""
+BACKGROUND_SCAN_INTERVAL = "5s"
+"""The reports controller's `--backgroundScanInterval` (Kyverno's default: 1h), so a
+background scan (BG-01) comes again within the run. Each interval it reads every pod and
+workload again (two API reads each), but evaluates only policies with `background: true`,
+which only BG-01's variants have."""
 
 
 def exception_namespace(run_id: str) -> str:
@@ -247,6 +252,7 @@ class ReportsController(Service):
             "--disableMetrics=true",
             "--enableTuf=false",
             "--disableLogColor=true",
+            f"--backgroundScanInterval={BACKGROUND_SCAN_INTERVAL}",
             *_registry_flags(self.insecure_registry, self.pull_secret),
         ]
 

@@ -1,0 +1,71 @@
+"""Session resources of the scenarios about what happens after admission: workloads made
+before a policy governed them (UPD-01, UPD-02: `signcheck.run.updates`) and a signature
+removed after admission under background scanning (BG-01: `signcheck.run.background`).
+
+Both need time to pass between two steps (a controller meeting the policy, a background scan
+after the removal); the session setup takes the first step (`start`, while images are being
+signed, then `arm`, once every policy is Ready) so that the time passes while the other tests
+run, and the tests (marked `late`) only read what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from signcheck.clients import oci
+from signcheck.run import background, updates
+from signcheck.run.context import RunContext
+
+
+class _Variant(Protocol):
+    @property
+    def doc(self) -> dict[str, Any]: ...
+
+
+def early_signed(scenario_images: dict[str, oci.PushedImage]) -> list[str]:
+    """References to sign with the seed's signed image, before `start` admits them."""
+    image = scenario_images.get(background.REVOKED)
+    return [image.by_digest] if image else []
+
+
+def start(
+    res: RunContext,
+    seed_images: dict[str, oci.PushedImage],
+    scenario_images: dict[str, oci.PushedImage],
+    variants: Mapping[str, _Variant],
+) -> dict[str, Any]:
+    """UPD's ungoverned Deployments and BG-01's policies and pods. Nothing under
+    `--seed-exact-policy`: the seed's cluster-wide policy governs every namespace from the
+    start, and the variants are not applied."""
+    if res.settings.seed_exact_policy or not variants:
+        return {}
+    signed, unsigned = seed_images["signed"], seed_images["unsigned"]
+    apis = ["cpol", *(["ivpol"] if "ivpol" in variants else [])]
+    docs = {v: variants[v].doc for v in background.VARIANTS if v in variants}
+    images = {"kept": signed, "revoked": scenario_images[background.REVOKED]}
+    return {
+        "updates": updates.start(res, signed, unsigned, apis),
+        "background": background.start(res, docs, images) if docs else {},
+    }
+
+
+def arm(
+    res: RunContext,
+    record: dict[str, Any],
+    seed_images: dict[str, oci.PushedImage],
+    scenario_images: dict[str, oci.PushedImage],
+) -> dict[str, Any]:
+    """Once every policy is Ready: bring UPD's namespaces under their policies (and scale
+    up), and remove BG-01's signature once a background scan passed its pods."""
+    if not record:
+        return record
+    updates.arm(res, record["updates"], seed_images["signed"])
+    if record["background"]:
+        background.revoke(res, record["background"], scenario_images[background.REVOKED])
+    return record
+
+
+def is_drift_variant(name: str) -> bool:
+    """Variants `start` applies itself (the run applies every other one)."""
+    return name in background.VARIANTS
