@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 from signcheck.errors import ConfigError, EnvironmentNotReady
 from signcheck.localenv.process import is_alive
@@ -84,7 +85,9 @@ def _select(run: str | None) -> list[EnvState]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    kyverno = args.kyverno or ("helm" if args.nodes == "real" else "process")
+    kyverno: Literal["process", "helm"] = args.kyverno or (
+        "helm" if args.nodes == "real" else "process"
+    )
     # Checked before anything starts: the spec refuses Kyverno in the cluster on kwok.
     EnvSpec(node_kind=args.nodes, kyverno=kyverno)
     timeouts = Timeouts.from_env()
