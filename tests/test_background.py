@@ -63,6 +63,7 @@ STALE_FIX = (
     ],
 )
 @pytest.mark.late
+@pytest.mark.usefixtures("enforcement")
 def test_signature_removed_after_admission(
     case: str,
     request: pytest.FixtureRequest,
