@@ -8,6 +8,11 @@ them, and Kyverno verifies as for any request, skipping only its admission repor
 comes back as the object the API server would store, pinned digest and Kyverno's records
 included; nothing is stored, so a real node does not start dozens of containers mid-run. The
 latency figures are `python -m benchmarks.load`'s (100 real creates at 20 in parallel).
+
+The suite's burst is the seed's ClusterPolicy's, in two waves (the second meets Kyverno's
+verification cache, the path ATK-02 shows is keyed by tag). The ImageValidatingPolicy verifies
+every admission afresh, about twice the CPU of one here, so its burst (same promise, same
+check, exit 1 on a slip) is the benchmark's, keeping the run within its time budget.
 """
 
 from __future__ import annotations
@@ -27,9 +32,7 @@ from signcheck.suite.stash import ADMISSIONS
 from signcheck.target import Target
 
 PARALLEL = 20
-CREATES = {"cpol": 40, "ivpol": PARALLEL}
-"""Two waves for the seed's ClusterPolicy; one full wave for the ImageValidatingPolicy, whose
-every admission verifies afresh (about 0.1 s of CPU each on the local target's two cores)."""
+CREATES = 2 * PARALLEL
 
 
 def mixed(images: Images, count: int) -> list[tuple[str, PushedImage, str]]:
@@ -46,16 +49,13 @@ def mixed(images: Images, count: int) -> list[tuple[str, PushedImage, str]]:
 
 @pytest.mark.scenario(
     "LOAD-01",
-    step=f"Pod creates {PARALLEL} at a time (cpol {CREATES['cpol']}, ivpol {CREATES['ivpol']}), "
-    "signed and unsigned mixed (by tag and by digest), through admission as server-side dry "
-    "runs",
-    expect="every unsigned pod denied by the policy with its reason (no signatures found / "
-    "the image named unverified), every signed pod admitted pinned to its verified digest "
-    "(recorded pass by a ClusterPolicy); a miss is listed with its create, all at once",
+    step=f"{CREATES} pod creates {PARALLEL} at a time under the seed's policy, signed and "
+    "unsigned mixed (by tag and by digest), through admission as server-side dry runs",
+    expect="every unsigned pod denied by check-image through mutate.kyverno.svc-fail: no "
+    "signatures found; every signed pod admitted pinned to its verified digest and recorded "
+    "pass; a miss is listed with its create, all at once",
 )
-@pytest.mark.parametrize("api", ["cpol", "ivpol"])
 def test_mixed_burst(
-    api: str,
     make_namespace: MakeNamespace,
     images: Images,
     policy_of: PolicyOf,
@@ -65,10 +65,9 @@ def test_mixed_burst(
 ) -> None:
     """Enforcement holds under a burst of concurrent creates: the signed ones are the
     controls of the unsigned ones, in the same burst."""
-    variant = MAIN if api == "cpol" else "ivpol"
-    ns = make_namespace(variant)
-    policy = policy_of(variant)
-    plan = mixed(images, CREATES[api])
+    ns = make_namespace(MAIN)
+    policy = policy_of(MAIN)
+    plan = mixed(images, CREATES)
     creates = []
     for i, (role, image, by) in enumerate(plan):
         ref = image.by_tag if by == "tag" else image.by_digest
@@ -83,7 +82,7 @@ def test_mixed_burst(
         what = f"{t.create.pod['metadata']['name']} ({role}, by {by})"
         try:
             if role == "signed":
-                expect.verified(t.result, what, image, api, by=by)
+                expect.verified(t.result, what, image, "cpol", by=by)
             else:
                 expect.denied_unsigned(t.result, what, policy, image=t.create.image)
         except AssertionError as err:
