@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from signcheck.kyverno import ivpol
+from signcheck.kyverno import cpol, ivpol
 from signcheck.localenv import incluster
 from signcheck.localenv.kyvernoprep import reports_view_binding
 from signcheck.localenv.services.kyverno import (
@@ -47,7 +47,7 @@ def test_out_of_cluster_reports_controller_scans_every_interval(tmp_path: Path) 
         ready=lambda: True,
     )
     assert f"--backgroundScanInterval={BACKGROUND_SCAN_INTERVAL}" in controller.argv()
-    assert background.go_duration(BACKGROUND_SCAN_INTERVAL) == 5.0
+    assert background.go_duration(BACKGROUND_SCAN_INTERVAL) == 15.0
 
 
 def test_reports_service_account_may_read_what_policies_match() -> None:
@@ -60,7 +60,7 @@ def test_reports_service_account_may_read_what_policies_match() -> None:
 
 
 def test_background_variants_render_background_on() -> None:
-    assert set(background.CASES.values()) == set(background.VARIANTS)
+    assert {variant for variant, _ in background.CASES.values()} == set(background.VARIANTS)
     assert all(drift.is_drift_variant(v) for v in background.VARIANTS)
     assert not drift.is_drift_variant("ivpol")
     iv = ivpol.render(ivpol.IvpolSpec(run_id="r", image_references=("x/*",), public_keys=("k",)))
@@ -78,7 +78,7 @@ def test_chart_runs_the_reports_controller_beside_the_admission_controller() -> 
     """On the real node both controllers share the node's network (they must reach the
     registry at its loopback address): their ports, which are then host ports, must differ,
     or the scheduler never places the second pod; and the reports controller scans every
-    5 s."""
+    15 s."""
     for name in ("helm", "kyverno"):
         if not pins.resolve(name).ok:
             pytest.skip(f"{name} not built")
@@ -91,3 +91,16 @@ def test_chart_runs_the_reports_controller_beside_the_admission_controller() -> 
     assert not _ports(admission) & _ports(reports), (_ports(admission), _ports(reports))
     (ctr,) = spec["containers"]
     assert f"--backgroundScanInterval={BACKGROUND_SCAN_INTERVAL}" in ctr["args"]
+
+
+def test_nocache_rule_is_the_same_rule_without_the_cache() -> None:
+    policy = cpol.render_cluster_policy(
+        cpol.PolicySpec(run_id="r", image_references=("x/*",), public_keys=("k",), background=True)
+    )
+    background.add_nocache_rule(policy)
+    background.add_nocache_rule(policy)  # once only
+    first, second = policy["spec"]["rules"]
+    assert (first["name"], second["name"]) == ("check-image", background.NOCACHE_RULE)
+    assert "useCache" not in first["verifyImages"][0]
+    assert second["verifyImages"][0].pop("useCache") is False
+    assert {**second, "name": first["name"]} == first

@@ -7,15 +7,16 @@ into the resource's PolicyReport after a fixed 10 s delay (`pkg/controllers/repo
 aggregate`), the newer result winning. A new pod is first scanned 30 s after it appears,
 or at once when any policy or exception changes (`pkg/controllers/report/background`).
 
-`start` (while the run signs) applies the three policies of the scenario and admits two
-signed pods under each; the run's other policies are applied next, which makes the reports
-controller scan them at once. `revoke` (the end of the session setup) waits until a
-background scan passed every pod, then deletes one image's signature from the registry: the
-next scan happens while the other tests run, and BG-01 (`late`) reads the PolicyReports.
+`start` (while the run signs) applies the scenario's two policies and admits two signed pods
+under each; the run's other policies are applied next, which makes the reports controller
+scan them at once. `revoke` (the end of the session setup) waits until a background scan
+passed every pod, then deletes one image's signature from the registry: the next scan
+happens while the other tests run, and BG-01 (`late`) reads the PolicyReports.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,17 +35,24 @@ from signcheck.wait import until
 
 Api = Literal["cpol", "ivpol"]
 VARIANTS: dict[str, tuple[Api, str, dict[str, Any]]] = {
-    "bg": ("cpol", "`background: true`: the reports controller rescans", {"background": True}),
-    "bg-nocache": (
+    "bg": (
         "cpol",
-        "`background: true` and `useCache: false`",
-        {"background": True, "use_cache": False},
+        "`background: true`; a second rule, the same with `useCache: false`",
+        {"background": True},
     ),
     "bg-ivpol": ("ivpol", "the ImageValidatingPolicy twin, background on", {"background": True}),
 }
 """Policy variants: name -> (API, what differs from the seed's, renderer overrides)."""
-CASES = {"cpol": "bg", "nocache": "bg-nocache", "ivpol": "bg-ivpol"}
-"""BG-01's cases -> the variant each runs under."""
+NOCACHE_RULE = "check-image-nocache"
+CASES: dict[str, tuple[str, str | None]] = {
+    "cpol": ("bg", "check-image"),
+    "nocache": ("bg", NOCACHE_RULE),
+    "ivpol": ("bg-ivpol", None),
+}
+"""BG-01's cases -> the variant and the rule (None: an ImageValidatingPolicy has none).
+`nocache` is a rule of the `bg` policy rather than a policy of its own: the reports
+controller scans every resource of the cluster against each background policy at every
+interval, and a rule costs it less than a policy."""
 REVOKED = "bg-revoked"
 """The image whose signature is removed (signed with the run's key first)."""
 ROLES = ("kept", "revoked")
@@ -56,11 +64,26 @@ AGGREGATION = 10.0
 """The reports controller's fixed delay before it merges a changed EphemeralReport."""
 
 
+def add_nocache_rule(policy: dict[str, Any]) -> None:
+    """Give a ClusterPolicy (in place) a copy of its rule with `useCache: false`."""
+    rules = policy["spec"]["rules"]
+    if any(r["name"] == NOCACHE_RULE for r in rules):
+        return
+    twin = copy.deepcopy(rules[0])
+    twin["name"] = NOCACHE_RULE
+    for verify in twin["verifyImages"]:
+        verify["useCache"] = False
+    rules.append(twin)
+
+
 def start(
     res: RunContext, docs: dict[str, dict[str, Any]], images: dict[str, oci.PushedImage]
 ) -> dict[str, Any]:
-    """Apply the variants `docs` (variant -> policy), and under each admit a pod of the
-    image whose signature stays (`kept`) and of the one that loses it (`revoked`)."""
+    """Apply the variants `docs` (variant -> policy; `bg` gets its second rule here), and
+    under each admit a pod of the image whose signature stays (`kept`) and of the one that
+    loses it (`revoked`)."""
+    if "bg" in docs:
+        add_nocache_rule(docs["bg"])
     cluster, run_id = res.cluster, res.target.run_id
     record: dict[str, Any] = {
         "namespaces": {},
@@ -98,17 +121,18 @@ def start(
 
 
 def revoke(res: RunContext, record: dict[str, Any], image: oci.PushedImage) -> dict[str, Any]:
-    """Once a background scan passed every pod, delete `image`'s signature; records the
-    scans it waited for (`before`) and when the signature went (`revoked_at`)."""
+    """Once a background scan passed every pod under every rule, delete `image`'s signature;
+    records the scans it waited for (`before`) and when the signature went (`revoked_at`)."""
     waiting = {v: ns for v, ns in record["namespaces"].items() if v not in record["errors"]}
-    policies = {v: record["policies"][v] for v in waiting}
-    seen: dict[str, dict[str, dict[str, Any]]] = {}
+    rules = {v: [r for c, (cv, r) in CASES.items() if cv == v] for v in waiting}
+    seen: dict[str, dict[str, Any]] = {}
 
     def probe() -> bool:
         for variant, ns in waiting.items():
-            scans = background_results(res.cluster, ns, policies[variant])
-            if all(scans.get(role, {}).get("result") == "pass" for role in ROLES):
-                seen[variant] = {role: scans[role] for role in ROLES}
+            scans = background_results(res.cluster, ns, record["policies"][variant])
+            wanted = [_key(role, rule) for role in ROLES for rule in rules[variant]]
+            if all(scans.get(k, {}).get("result") == "pass" for k in wanted):
+                seen[variant] = {k: scans[k] for k in wanted}
         return len(seen) == len(waiting)
 
     try:
@@ -127,8 +151,14 @@ def revoke(res: RunContext, record: dict[str, Any], image: oci.PushedImage) -> d
     return record
 
 
+def _key(pod: str, rule: str | None) -> str:
+    # An ImageValidatingPolicy's result names the policy as its rule.
+    return f"{pod}/{rule or '*'}"
+
+
 def background_results(cluster: Cluster, namespace: str, policy: str) -> dict[str, Any]:
-    """Pod name -> the result of `policy` in its background-scan EphemeralReport."""
+    """`<pod>/<rule>` (`<pod>/*` for an ImageValidatingPolicy) -> the result of `policy` in
+    the pod's background-scan EphemeralReport."""
     reports = cluster.list_objects(
         "reports.kyverno.io",
         "v1",
@@ -141,12 +171,16 @@ def background_results(cluster: Cluster, namespace: str, policy: str) -> dict[st
         owner = (report["metadata"].get("ownerReferences") or [{}])[0].get("name")
         for result in (report.get("spec") or {}).get("results") or []:
             if owner and result.get("policy") == policy:
-                out[owner] = _result(result)
+                rule = result.get("rule")
+                out[_key(owner, None if rule == policy else rule)] = _result(result)
     return out
 
 
-def report_results(cluster: Cluster, namespace: str, policy: str) -> dict[str, Any]:
-    """Pod name -> the result of `policy` in its PolicyReport (what users read)."""
+def report_results(
+    cluster: Cluster, namespace: str, policy: str, rule: str | None
+) -> dict[str, Any]:
+    """Pod name -> the result of `policy` (its `rule`, unless None) in the pod's PolicyReport
+    (what users read)."""
     reports = cluster.list_objects(
         "wgpolicyk8s.io", "v1alpha2", "policyreports", namespace=namespace
     )
@@ -154,7 +188,9 @@ def report_results(cluster: Cluster, namespace: str, policy: str) -> dict[str, A
     for report in reports:
         scope = report.get("scope") or {}
         for result in report.get("results") or []:
-            if scope.get("kind") == "Pod" and result.get("policy") == policy:
+            if scope.get("kind") != "Pod" or result.get("policy") != policy:
+                continue
+            if rule is None or result.get("rule") == rule:
                 out[str(scope.get("name"))] = _result(result)
     return out
 
@@ -169,7 +205,12 @@ def _result(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def wait_rescanned(
-    cluster: Cluster, namespace: str, policy: str, since: float, timeout: float
+    cluster: Cluster,
+    namespace: str,
+    policy: str,
+    rule: str | None,
+    since: float,
+    timeout: float,
 ) -> dict[str, Any]:
     """The PolicyReport results of both pods once each comes from a scan after `since` (an
     epoch; results carry whole seconds, so a scan in the same second does not count)."""
@@ -177,7 +218,7 @@ def wait_rescanned(
 
     def probe() -> dict[str, Any] | None:
         nonlocal last
-        last = report_results(cluster, namespace, policy)
+        last = report_results(cluster, namespace, policy, rule)
         fresh = all(last.get(r, {}).get("timestamp", 0) > int(since) for r in ROLES)
         return last if fresh else None
 
