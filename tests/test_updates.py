@@ -176,12 +176,15 @@ def test_rollout_undo_to_unsigned_revision(
     images: Images,
     cluster: Cluster,
     policy_of: PolicyOf,
+    signcheck_run: SigncheckRun,
 ) -> None:
     """The history of a Deployment is no way around the policy: rolling back to what ran
     before it is checked like a new template. The history was made at session setup:
     revision 1 the signed image by digest, revision 2 (what runs) the unsigned one."""
     ns = _prepared(request, scenarios, api, updates.UNDO)
     signed, unsigned = images.signed, images.unsigned
+    # The deployment controller made revision 2's ReplicaSet long ago; kubectl needs it.
+    rollouts.wait_revision(cluster, ns, "app", 2, signcheck_run.settings.timeouts.pod_running)
     back = _log(
         request, f"rollout undo Deployment {ns}/app", None, rollouts.undo(cluster, ns, "app")
     )

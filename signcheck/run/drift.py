@@ -10,7 +10,7 @@ run, and the tests (marked `late`) only read what happened.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from signcheck.clients import oci
@@ -23,31 +23,28 @@ class _Variant(Protocol):
     def doc(self) -> dict[str, Any]: ...
 
 
-def early_signed(scenario_images: dict[str, oci.PushedImage]) -> list[str]:
-    """References to sign with the seed's signed image, before `start` admits them."""
-    image = scenario_images.get(background.REVOKED)
-    return [image.by_digest] if image else []
-
-
 def start(
     res: RunContext,
     seed_images: dict[str, oci.PushedImage],
     scenario_images: dict[str, oci.PushedImage],
     variants: Mapping[str, _Variant],
+    sign: Callable[[list[str]], object],
 ) -> dict[str, Any]:
-    """UPD's ungoverned Deployments and BG-01's policies and pods. Nothing under
-    `--seed-exact-policy`: the seed's cluster-wide policy governs every namespace from the
-    start, and the variants are not applied."""
+    """UPD's ungoverned Deployments, then BG-01's image signed with the run's key (`sign`,
+    here rather than in the run's first signing, which the Audit scenario waits for), its
+    policies and pods. Nothing under `--seed-exact-policy`: the seed's cluster-wide policy
+    governs every namespace from the start, and the variants are not applied."""
     if res.settings.seed_exact_policy or not variants:
         return {}
     signed, unsigned = seed_images["signed"], seed_images["unsigned"]
     apis = ["cpol", *(["ivpol"] if "ivpol" in variants else [])]
     docs = {v: variants[v].doc for v in background.VARIANTS if v in variants}
     images = {"kept": signed, "revoked": scenario_images[background.REVOKED]}
-    return {
-        "updates": updates.start(res, signed, unsigned, apis),
-        "background": background.start(res, docs, images) if docs else {},
-    }
+    record = {"updates": updates.start(res, signed, unsigned, apis), "background": {}}
+    if docs:
+        sign([images["revoked"].by_digest])
+        record["background"] = background.start(res, docs, images)
+    return record
 
 
 def arm(

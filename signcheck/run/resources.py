@@ -175,8 +175,7 @@ class RunResources:
             with self.phases.time("signing"):
                 keys = dict(zip(("main", *roles), (f.result() for f in made), strict=True))
                 main, other = keys["main"], keys["other"]
-                early = [pushed["signed"].by_digest, *drift.early_signed(scenario_images)]
-                cosign.sign_all(main, early, "legacy")
+                cosign.sign_all(main, [pushed["signed"].by_digest], "legacy")
             requires_auth = self.registry.requires_auth()
             variants = (
                 scenarios.variant_policies(self, main, other, requires_auth) if catalogue else {}
@@ -206,7 +205,14 @@ class RunResources:
                     )
                 audit_ns, audit_pods = scenarios.start_audit(self, pushed)
             # UPD's and BG-01's first steps, beside the signing (see signcheck.run.drift).
-            drifting = pool.submit(drift.start, self, pushed, scenario_images, variants)
+            drifting = pool.submit(
+                drift.start,
+                self,
+                pushed,
+                scenario_images,
+                variants,
+                lambda refs: cosign.sign_all(main, refs, "legacy"),
+            )
             signed_other.result()
             compat = signed_rest.result() if signed_rest else {}
             drift_record = drifting.result()

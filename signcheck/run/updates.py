@@ -112,7 +112,6 @@ def _arm(res: RunContext, api: str, made: dict[str, str], signed: oci.PushedImag
         raise SigncheckError(f"no policy of the run governs {api}: it was not applied")
     # The pods of before: what the policy finds running when it arrives.
     rollouts.wait_replicas(cluster, made[SCALE], "unsigned", BEFORE["unsigned"], timeout)
-    rollouts.wait_revision(cluster, made[UNDO], "app", 2, timeout)
     for ns in made.values():
         cluster.core.patch_namespace(
             ns, {"metadata": {"labels": {VARIANT_LABEL: GOVERNED_BY[api]}}}
