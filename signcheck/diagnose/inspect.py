@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from kubernetes import client
 
 from signcheck.clients.k8s import Cluster
+from signcheck.diagnose import webhooks
 
 T = TypeVar("T")
 
@@ -92,20 +93,6 @@ def ready(policy: dict[str, Any]) -> tuple[bool | None, str]:
     return None, ""
 
 
-def _covers_pods(rules: list[dict[str, Any]] | None) -> bool:
-    for rule in rules or []:
-        resources = rule.get("resources") or []
-        groups = rule.get("api_groups") or rule.get("apiGroups") or []
-        ops = rule.get("operations") or []
-        if (
-            any(r in ("pods", "*", "*/*") for r in resources)
-            and any(g in ("", "*") for g in groups)
-            and any(o in ("CREATE", "*") for o in ops)
-        ):
-            return True
-    return False
-
-
 def inspect(
     cluster: Cluster,
     *,
@@ -138,7 +125,7 @@ def inspect(
         labels = cfg.get("metadata", {}).get("labels") or {}
         if labels.get("webhook.kyverno.io/managed-by") == "kyverno":
             found.kyverno_webhooks.append(cfg)
-        elif any(_covers_pods(w.get("rules")) for w in cfg.get("webhooks") or []):
+        elif any(webhooks.covers_pods(w.get("rules")) for w in webhooks.cfg_webhooks(cfg)):
             found.other_webhooks.append(cfg)
     cm = read(
         "kyverno configmap",
@@ -168,8 +155,7 @@ def inspect(
     )
     for vap in vaps:
         data = api.sanitize_for_serialization(vap)
-        rules = (data.get("spec", {}).get("matchConstraints") or {}).get("resourceRules")
-        if _covers_pods(rules):
+        if webhooks.policy_covers_pods(data):
             found.admission_policies.append(data)
     # Not served (404) when Kyverno's CRDs lack it: then there are none to apply.
     found.exceptions = read(
