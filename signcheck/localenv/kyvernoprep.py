@@ -47,15 +47,17 @@ def prepare_kyverno(
 
 
 def reports_view_binding() -> dict[str, Any]:
-    """The chart's `kyverno:reports-controller:view` binding (its service account may read
-    what policies match). An ImageValidatingPolicy with background scanning is Ready only
-    when Kyverno finds that permission (BG-01.ivpol). The chart binds `view`, which the
+    """What the chart's `kyverno:reports-controller:view` binding grants (its service account
+    may read what policies match). An ImageValidatingPolicy with background scanning is Ready
+    only when Kyverno finds that permission (BG-01.ivpol). The chart binds `view`, which the
     ClusterRole aggregation controller fills; this environment does not run it, so the
-    binding names the role `view` aggregates its core rules from."""
+    binding names the role `view` aggregates its core rules from. Named as signcheck's own,
+    not the chart's: a `helm install kyverno` into this cluster (the cluster target's install
+    mode, tried against a local environment) refuses a same-named object it does not own."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "ClusterRoleBinding",
-        "metadata": {"name": "kyverno:reports-controller:view"},
+        "metadata": {"name": "signcheck:kyverno-reports-controller:view"},
         "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "ClusterRole",
