@@ -292,8 +292,8 @@ class Cosign:
     def sign_all(
         self, key: KeyPair, references: Sequence[str], fmt: SignatureFormat = "legacy"
     ) -> Result:
-        """Sign several digests in one cosign process: the key is decrypted once (scrypt,
-        the costly part), not once per image."""
+        """Sign several digests in one cosign process: one start-up and one registry client
+        for all (cosign still decrypts the key, scrypt, once per digest)."""
         for reference in references:
             if "@sha256:" not in reference:
                 raise ValueError(f"sign by digest, not by tag: {reference}")
