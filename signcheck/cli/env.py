@@ -21,6 +21,7 @@ from signcheck.localenv.reap import down, reap_abandoned
 from signcheck.localenv.spec import EnvSpec
 from signcheck.localenv.state import EnvState, list_runs
 from signcheck.places import env_runs
+from signcheck.settings.config import Settings
 from signcheck.target import new_run_id
 from signcheck.timeouts import Timeouts
 from signcheck.wait import NotYet, wait_for
@@ -50,6 +51,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "helm: Kyverno's images mirrored into the registry and chart values written, for "
         "`helm install` or `pytest --target cluster --kyverno-mode install --kyverno-values "
         "<kyverno_values>` (the default with --nodes real: the seed's flow)",
+    )
+    up.add_argument(
+        "--kyverno-version",
+        default=None,
+        help="the pinned Kyverno to run (default the newest; `signcheck tools list kyverno`)",
     )
     up.set_defaults(func=cmd_up)
 
@@ -90,6 +96,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     )
     # Checked before anything starts: the spec refuses Kyverno in the cluster on kwok.
     EnvSpec(node_kind=args.nodes, kyverno=kyverno)
+    if args.kyverno_version:
+        # The supervisor (a child) inherits the selection, as the suite's runs do.
+        Settings(kyverno_version=args.kyverno_version).validate()
     timeouts = Timeouts.from_env()
     root = env_runs()
     for line in reap_abandoned(root, timeouts):

@@ -55,6 +55,8 @@ class Entry:
     expect: str
     """The exact expected outcome."""
     nodeid: str
+    gates: tuple[str, ...] = ()
+    """Version-gated outcomes (`signcheck.verdict.gates`) that apply to this case."""
 
     @property
     def group(self) -> str:
@@ -88,7 +90,16 @@ def entry(item: pytest.Item) -> Entry | None:
     func = getattr(item, "function", None)
     doc = inspect.getdoc(func) or "" if func is not None else ""
     proves = " ".join(doc.split("\n\n", 1)[0].split())
-    return Entry(sid, str(marker.kwargs.get("step", "")), proves, expectation(item), item.nodeid)
+    callspec = getattr(item, "callspec", None)
+    case = callspec.id if callspec is not None else None
+    gates = tuple(
+        g.summary()
+        for g in marker.kwargs.get("versions", ())
+        if not g.cases or (case is not None and case in g.cases)
+    )
+    return Entry(
+        sid, str(marker.kwargs.get("step", "")), proves, expectation(item), item.nodeid, gates
+    )
 
 
 def _sort_key(e: Entry) -> tuple[int, str]:
@@ -132,6 +143,11 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def _expected(e: Entry) -> str:
+    gated = "".join(f" **Version-gated**, Kyverno {g}." for g in e.gates)
+    return e.expect + gated
+
+
 def render_markdown(entries: list[Entry]) -> str:
     from signcheck.run.scenarios import VARIANTS
 
@@ -147,7 +163,10 @@ def render_markdown(entries: list[Entry]) -> str:
         "",
         f"{len(entries)} scenarios. Each ID is stable; a parametrized scenario's case is the "
         "part after the dot. Every denial is asserted by webhook, policy, rule (where the API "
-        "has rules) and reason, with an admitted control beside it.",
+        "has rules) and reason, with an admitted control beside it. "
+        f"{sum(1 for e in entries if e.gates)} are version-gated: on an older Kyverno a "
+        "described failure is that version's outcome (a finding or an environment result, "
+        "with its reference), see `signcheck.verdict.gates` and docs/matrix.md.",
         "",
     ]
     for group, title in GROUPS.items():
@@ -161,7 +180,8 @@ def render_markdown(entries: list[Entry]) -> str:
             "|---|---|---|---|",
         ]
         lines += [
-            f"| {e.id} | {_cell(e.title)} | {_cell(e.proves)} | {_cell(e.expect)} |" for e in mine
+            f"| {e.id} | {_cell(e.title)} | {_cell(e.proves)} | {_cell(_expected(e))} |"
+            for e in mine
         ]
         lines.append("")
     lines += [

@@ -14,6 +14,7 @@ from signcheck.errors import ConfigError
 from signcheck.settings import profile
 from signcheck.target import KINDS, TARGETS, TargetKind, TargetName
 from signcheck.timeouts import Timeouts
+from signcheck.tools import pins
 
 COSIGN_TOOLS = profile.COSIGN_TOOLS
 KMS_SCHEMES = ("hashivault://", "yckms://", "awskms://", "gcpkms://", "azurekms://")
@@ -34,6 +35,9 @@ class Settings:
     registry_username: str | None = None
     registry_prefix: str = "signcheck"
     kyverno_namespace: str = "kyverno"
+    kyverno_version: str | None = None
+    """`--kyverno-version`: which pinned Kyverno the run starts (local target) or installs
+    (`--kyverno-mode install`); default the newest pin. See `signcheck.tools.pins`."""
     cosign_tool: str = "cosign-v2"
     seed_exact_policy: bool = False
     keep: bool = False
@@ -144,6 +148,8 @@ class Settings:
                 f"--nodes real is for the local target (it boots the node); --target "
                 f"{self.target} runs on the cluster's own nodes"
             )
+        if self.kyverno_version:
+            self._select_kyverno()
         if not self.kind.own_cluster:
             self._validate_cluster()
             if not self.registry and not self.provision:
@@ -167,6 +173,25 @@ class Settings:
                 "export the password in the environment"
             )
         return self
+
+    def _select_kyverno(self) -> None:
+        """Check the version is pinned and select it for this process and its children
+        (pytest-xdist's workers, `signcheck env up`), through the variable the tool lookup
+        reads: every Kyverno binary, CRD and chart then comes from that version's build."""
+        if not self.kind.own_cluster and self.kyverno_mode != "install":
+            raise ConfigError(
+                f"--kyverno-version picks the Kyverno the run starts or installs: on --target "
+                f"{self.target} it needs --kyverno-mode install (with existing, the cluster's "
+                "own Kyverno is what is tested)"
+            )
+        version = self.kyverno_version or ""
+        pinned = pins.pinned_versions("kyverno")
+        if version not in pinned:
+            raise ConfigError(
+                f"--kyverno-version {version} ({self.source('kyverno_version')}) is not pinned: "
+                f"choose one of {', '.join(pinned)}"
+            )
+        os.environ[pins.version_var("kyverno")] = version
 
     def resolved_kubeconfig(self) -> Path:
         return self.kubeconfig or _default_kubeconfig()

@@ -82,6 +82,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("registry_prefix", help="path under the registry for runs (default signcheck)"),
     Option("kyverno_namespace", help="default kyverno"),
     Option(
+        "kyverno_version",
+        help="the pinned Kyverno the local target runs, or --kyverno-mode install installs "
+        "(default the newest; `signcheck tools list kyverno` and docs/matrix.md)",
+    ),
+    Option(
         "kyverno_mode",
         "choice",
         KYVERNO_MODES,

@@ -22,7 +22,7 @@ from signcheck.errors import RUN_STOPPERS, ConfigError, SigncheckError
 from signcheck.report import catalogue, evidence
 from signcheck.report.summary import admission_text
 from signcheck.run import interrupts, stale
-from signcheck.suite import expect, html
+from signcheck.suite import expect, gating, html
 from signcheck.suite.collector import Collector
 from signcheck.suite.interrupt_report import drop_lineless_entries
 from signcheck.suite.session import SigncheckRun, attach, find_run, get_run
@@ -154,8 +154,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" and admissions:
         _add_property(item, report, "admission", redact.redact(json.dumps(admissions)))
         extras.append(_extra_text(admission_text(admissions), "Admission response"))
-    if call.excinfo is not None and report.when in ("setup", "call"):
-        _classify_exception(item, report, call.excinfo)
+    excinfo = call.excinfo
+    gated = excinfo is not None and gating.apply(item, report, excinfo, _add_property)
+    if excinfo is not None and report.when in ("setup", "call") and not gated:
+        _classify_exception(item, report, excinfo)
     compat = item.stash.get(COMPAT, None)
     if report.when == "call" and compat:
         _add_property(item, report, "compat", json.dumps(compat))

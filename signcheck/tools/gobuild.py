@@ -286,10 +286,10 @@ def groups_for(names: Sequence[str]) -> list[pins.Group]:
     """Groups that contain the named tools (or group names); all groups when none named."""
     if not names:
         return list(pins.load_pins())
-    chosen: dict[str, pins.Group] = {}
+    chosen: dict[tuple[str, str], pins.Group] = {}
     for name in names:
         g = pins.group_or_tool_group(name)
-        chosen[g.name] = g
+        chosen[(g.name, g.version)] = g
     return list(chosen.values())
 
 

@@ -18,14 +18,14 @@ import subprocess
 import tomllib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from signcheck import places
-from signcheck.errors import ToolNotFound
+from signcheck.errors import ConfigError, ToolNotFound
 from signcheck.tools import buildinfo
 
 Source = Literal["env", "cache", "path", "missing"]
@@ -58,6 +58,31 @@ class Group:
     overlay: tuple[tuple[str, str], ...] = ()
     tags: tuple[str, ...] = ()
     why: str = ""
+    also: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """Further pinned versions: (version, what differs from the default: go, replace, why)."""
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The default version first, then the others as pinned."""
+        return (self.version, *(v for v, _ in self.also))
+
+    def at(self, version: str) -> Group:
+        """This group at one of its pinned versions."""
+        if version == self.version:
+            return self
+        for v, body in self.also:
+            if v == version:
+                return replace(
+                    self,
+                    version=v,
+                    go=body.get("go", self.go),
+                    replace=tuple(body.get("replace", self.replace)),
+                    why=body.get("why", self.why),
+                    also=(),
+                )
+        raise ConfigError(
+            f"{self.name} {version} is not pinned; pinned versions: {', '.join(self.versions)}"
+        )
 
     def expanded_ldflags(self) -> list[str]:
         bare = self.version.lstrip("v")
@@ -131,23 +156,44 @@ def load_pins(text: str | None = None) -> tuple[Group, ...]:
                 overlay=tuple(body.get("overlay", {}).items()),
                 tags=tuple(body.get("tags", ())),
                 why=body.get("why", ""),
+                also=tuple(body.get("also", {}).items()),
             )
         )
     return tuple(groups)
 
 
-def group(name: str) -> Group:
+def version_var(group_name: str) -> str:
+    return "SIGNCHECK_" + group_name.upper().replace("-", "_") + "_VERSION"
+
+
+def group(name: str, version: str | None = None) -> Group:
+    """The group `name` at `version`, else at the version selected for this process
+    (`SIGNCHECK_<GROUP>_VERSION`), else at its default."""
     for g in load_pins():
         if g.name == name:
-            return g
+            wanted = version or (os.environ.get(version_var(name)) if g.also else None)
+            return g.at(wanted) if wanted else g
     raise KeyError(name)
 
 
+def pinned_versions(group_name: str) -> tuple[str, ...]:
+    """Every pinned version of a group, the default first."""
+    return _default(group_name).versions
+
+
+def split_versioned(name: str) -> tuple[str, str | None]:
+    """`kyverno@v1.18.2` -> ("kyverno", "v1.18.2"); a plain name has no version."""
+    base, _, version = name.partition("@")
+    return base, version or None
+
+
 def group_or_tool_group(name: str) -> Group:
+    """A group by its name or one of its tools' names, `@version` allowed."""
+    base, version = split_versioned(name)
     try:
-        return group(name)
+        return group(base, version)
     except KeyError:
-        return group(binary(name).group)
+        return group(binary(base).group, version)
 
 
 def binary(name: str) -> Binary:
@@ -171,7 +217,13 @@ def expand_names(names: Iterable[str]) -> list[str]:
     out: list[str] = []
     for name in wanted:
         # A tool name wins over a group of the same name (kyverno is both).
-        if any(b.name == name for b in all_binaries()):
+        base, version = split_versioned(name)
+        at = f"@{version}" if version else ""
+        if any(b.name == base for b in all_binaries()):
+            out.append(name)
+        elif version:
+            out.extend(b.name + at for b in group_or_tool_group(name).binaries)
+        elif any(b.name == name for b in all_binaries()):
             out.append(name)
         else:
             out.extend(b.name for b in group_or_tool_group(name).binaries)
@@ -182,9 +234,9 @@ def group_dir(g: Group) -> Path:
     return places.cache_root() / "tools" / g.name / g.version
 
 
-def data_dir(group_name: str) -> Path:
+def data_dir(group_name: str, version: str | None = None) -> Path:
     """Data copied from a group's module (CRDs, charts, kwok stages), next to its binaries."""
-    return group_dir(group(group_name)) / "data"
+    return group_dir(group(group_name, version)) / "data"
 
 
 def env_var(name: str) -> str:
@@ -229,17 +281,19 @@ def _check(res: Resolved, b: Binary) -> Resolved:
 
 
 def resolve(name: str) -> Resolved:
-    """Find one tool by the documented lookup order and check its version."""
-    b = binary(name)
-    g = group(b.group)
+    """Find one tool (`name` or `name@version`) by the documented lookup order and check
+    its version."""
+    base, version = split_versioned(name)
+    b = binary(base)
+    g = group(b.group, version)
     res = Resolved(name=name, group=g.name, pinned=g.version, source="missing")
-    if override := os.environ.get(env_var(name)):
+    if override := os.environ.get(env_var(base)):
         res.source, res.path = "env", Path(override)
         if not res.path.is_file():
-            res.problems.append(f"{env_var(name)}={override} does not exist")
+            res.problems.append(f"{env_var(base)}={override} does not exist")
             return res
         return _check(res, b)
-    cached = group_dir(g) / "bin" / name
+    cached = group_dir(g) / "bin" / base
     if cached.is_file():
         res.source, res.path = "cache", cached
         return _check(res, b)
@@ -262,13 +316,29 @@ def resolve_many(names: Iterable[str] | None = None) -> list[Resolved]:
         return list(pool.map(resolve, wanted))
 
 
+def _build_name(name: str, res: Resolved) -> str:
+    """What to pass to `signcheck tools build`: the version only when not the default."""
+    base = split_versioned(name)[0]
+    default = _default(res.group)
+    return base if res.pinned == default.version else f"{base}@{res.pinned}"
+
+
+def _default(group_name: str) -> Group:
+    for g in load_pins():
+        if g.name == group_name:
+            return g
+    raise KeyError(group_name)
+
+
 def path_of(name: str) -> Path:
-    """The verified binary for `name`, or one error saying how to get it."""
+    """The verified binary for `name` (or `name@version`), or one error saying how to get
+    it."""
     res = resolve(name)
     if res.ok and res.path is not None:
         return res.path
     why = "; ".join(res.problems) or "not in the cache or on PATH"
     raise ToolNotFound(
-        f"{name} {res.pinned} is not available ({why}). "
-        f"Run `signcheck tools build {name}` or set {env_var(name)} to a binary of that version."
+        f"{name} {res.pinned} is not available ({why}). Run `signcheck tools build "
+        f"{_build_name(name, res)}` or set {env_var(split_versioned(name)[0])} to a binary of "
+        "that version."
     )
