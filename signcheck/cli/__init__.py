@@ -17,11 +17,11 @@ from signcheck.errors import SigncheckError
 def build_parser() -> argparse.ArgumentParser:
     # One sub-command per module, each adding its own parser; imported here, not at the top,
     # so `signcheck tools ...` does not pay for the environment's imports.
-    from signcheck.cli import catalogue, cleanup, env, tools
+    from signcheck.cli import catalogue, cleanup, env, matrix, tools
 
     parser = argparse.ArgumentParser(prog="signcheck", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for command in (tools, cleanup, catalogue, env):
+    for command in (tools, cleanup, catalogue, env, matrix):
         command.add_parser(sub)
     return parser
 
