@@ -99,3 +99,29 @@ def test_registry_garbage_is_refused(tmp_path: Path) -> None:
     kc.write_text("")
     with pytest.raises(ConfigError, match="is not a registry"):
         Settings.from_sources(_cli(target="cluster", registry="user@host:/x", kubeconfig=kc), {})
+
+
+def test_kyverno_version_is_checked_and_selected_for_the_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pinned version is selected through the variable the tool lookup (and every child
+    process) reads; one that is not pinned, or one on a target whose Kyverno the run does not
+    install, is one error naming the fix."""
+    from signcheck.tools import pins
+
+    var = pins.version_var("kyverno")
+    monkeypatch.delenv(var, raising=False)
+    old = pins.pinned_versions("kyverno")[-1]
+    Settings.from_sources(_cli(kyverno_version=old), {})
+    assert pins.group("kyverno").version == old
+    monkeypatch.delenv(var)
+    assert pins.group("kyverno").version == pins.pinned_versions("kyverno")[0]
+    with pytest.raises(ConfigError, match="is not pinned: choose one of v"):
+        Settings.from_sources(_cli(kyverno_version="v1.2.3"), {})
+    kc = tmp_path / "kc"
+    kc.write_text("")
+    with pytest.raises(ConfigError, match="needs --kyverno-mode install"):
+        Settings.from_sources(
+            _cli(kyverno_version=old, target="cluster", registry="r.example", kubeconfig=kc), {}
+        )
+    monkeypatch.delenv(var, raising=False)

@@ -1,4 +1,5 @@
-"""The `signcheck` command: tools, the local environment, cleanup and the scenario catalogue.
+"""The `signcheck` command: tools, the local environment, cleanup, the scenario catalogue and
+the Kyverno version matrix.
 
 Errors a user can cause print one actionable line (and details) and exit 2; nothing else
 prints a traceback unless SIGNCHECK_DEBUG is set.
