@@ -18,6 +18,7 @@ from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.artefacts import forge
 from signcheck.clients import admission, k8s, oci
 from signcheck.clients.admission import Admission
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, Scenarios
 from signcheck.suite import expect
@@ -50,6 +51,7 @@ def _pod(ns: str, name: str, image: str, target: Target) -> dict[str, Any]:
     step="Tag re-pointed after signing: sign :tag, push other content to :tag, run :tag",
     expect="denied: no signatures found (the tag names an unsigned digest now); the signed "
     "digest is still admitted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_tag_repointed_after_signing(
@@ -89,6 +91,7 @@ def test_tag_repointed_after_signing(
     step="Tag re-pointed after it was admitted: run :tag, re-point :tag, run :tag again",
     expect="the first pod admitted (pinned to the signed digest), the second denied: "
     "no signatures found",
+    versions=IVPOL_BEFORE_1_19,
 )
 @pytest.mark.parametrize(
     "case",
@@ -149,6 +152,7 @@ def test_tag_repointed_after_admission(
     step="A signature copied onto another digest: image A's .sig stored as image B's",
     expect="denied: no matching signatures: invalid or missing digest in claim (cpol); "
     "the image named unverified (ivpol); image A still admitted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_signature_copied_onto_another_digest(
@@ -185,6 +189,7 @@ def test_signature_copied_onto_another_digest(
     step="A signature whose payload was tampered with (signature bytes kept)",
     expect="denied: no matching signatures: invalid signature when validating ASN.1 encoded "
     "signature (cpol); the image named unverified (ivpol)",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_tampered_signature_payload(
@@ -228,6 +233,7 @@ ROTATION = {"cpol": "rotation", "ivpol": "ivpol-rotation"}
     step="Signed with a key the policy does not list (policy with two keys, count 1)",
     expect="denied: no matching signatures, for every listed key (cpol: "
     ".attestors[0].entries[0] and [1]); an image signed with a listed key admitted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_unlisted_key_denied(
@@ -260,6 +266,7 @@ def test_unlisted_key_denied(
     "ATK-06",
     step="Key rotation: a policy with two keys and count 1 admits an image signed with either",
     expect="both admitted, each pinned to its verified digest; an unsigned image denied",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_key_rotation_either_key(
@@ -291,6 +298,7 @@ def test_key_rotation_either_key(
     step="A pod that brings its own 'verified' annotation for an unsigned image",
     expect="denied: no signatures found (cpol) / the image named unverified (ivpol); the "
     "forged record is not trusted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_forged_verification_record(
@@ -334,6 +342,7 @@ def test_forged_verification_record(
     step="Swap the image of an admitted pod for an unsigned one (pod update)",
     expect="the update denied: no signatures found (cpol) / the image named unverified "
     "(ivpol); an update to another verified reference admitted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_image_swap_on_admitted_pod(

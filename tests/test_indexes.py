@@ -24,6 +24,7 @@ from signcheck.clients import admission, k8s, oci
 from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import ivpol
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.run.scenarios import MAIN, Scenarios
 from signcheck.suite import expect
 from signcheck.suite.session import SigncheckRun
@@ -73,6 +74,7 @@ def _pinned_digest(result: Admission) -> str:
     "it (cpol); the index at that digest lists the nodes' platform child, which has no "
     "signature of its own: what the node pulls is covered by the signed index; on a real "
     "node the container runs from that index (its imageID)",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_index_signed_at_the_index(
@@ -135,6 +137,7 @@ def test_index_signed_at_the_index(
     "tag@sha256:<index> (ivpol): Kyverno verifies the digest the tag names, not the child a "
     "node pulls. Reported as an INFO finding (a signed image refused, kyverno#12630), "
     "never as a pass",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_children_signed_index_not(
@@ -198,6 +201,7 @@ def test_children_signed_index_not(
     step="Single-platform indexes signed at the index: one linux/amd64 child, one "
     "linux/arm64 child (the pod for arm64 nodes)",
     expect="both admitted and pinned to their index digests",
+    versions=IVPOL_BEFORE_1_19,
 )
 @pytest.mark.parametrize(
     "api",

@@ -9,6 +9,7 @@ from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import k8s
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol, ivpol, policyreports
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.run.resources import Images, SessionState
 from signcheck.run.scenarios import Scenarios
 from signcheck.suite import expect
@@ -72,6 +73,7 @@ def test_audit_admits_and_reports(
     "background) and autogen for pod controllers; signed admitted and pinned; unsigned and "
     "other-key denied by ivpol.validate.kyverno.svc-fail-finegrained-<policy>: "
     "Policy <policy> failed: no verified signature for <image>",
+    versions=IVPOL_BEFORE_1_19,
 )
 def test_image_validating_policy_twin(
     make_namespace: MakeNamespace,

@@ -15,6 +15,7 @@ from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import k8s, oci
 from signcheck.clients.k8s import Cluster
 from signcheck.errors import EnvironmentNotReady
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, Scenarios
 from signcheck.suite import expect
@@ -52,6 +53,7 @@ def _pull_secret_hosts(cluster: Cluster, namespace: str) -> dict[str, list[str]]
     expect="an anonymous pull is refused (401); the signed image admitted and pinned (Kyverno "
     "read it with the secret's credentials); the unsigned image denied: no signatures found "
     "(a signature verdict, not a registry error)",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_credentials_from_pull_secret(
@@ -101,6 +103,7 @@ def test_credentials_from_pull_secret(
     expect="the signed image denied with the registry's error (UNAUTHORIZED: authentication "
     "required), classified as an environment problem (verdict 'environment: registry'), "
     "never as a signature verdict; the same image admitted where Kyverno has credentials",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_no_credentials_is_an_environment_problem(

@@ -20,6 +20,7 @@ import pytest
 from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s, pullsecret
 from signcheck.clients.k8s import Cluster
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, PULL_SECRET, Scenarios
 from signcheck.suite import expect
@@ -66,6 +67,7 @@ def _namespace_with_secret(
     expect="admitted and pinned: an ImageValidatingPolicy does not read the pod's pull "
     "secrets and verifies with Kyverno's own credentials; the unsigned image with the same "
     "secret denied: no verified signature (a signature verdict)",
+    versions=IVPOL_BEFORE_1_19,
 )
 @pytest.mark.parametrize(
     "api",

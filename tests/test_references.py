@@ -8,6 +8,11 @@ import pytest
 from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s
 from signcheck.clients.admission import Admission
+from signcheck.kyverno.versions import (
+    IVPOL_BEFORE_1_19,
+    IVPOL_NOT_REQUIRED_STOPS,
+    UNSCOPED_RECORD,
+)
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN, Scenarios
 from signcheck.suite import expect
@@ -26,6 +31,7 @@ def _annotations(result: Admission) -> dict[str, str]:
     "REF-01",
     step="Run an image by digest",
     expect="admitted, the reference unchanged (repo@sha256:...), the pass recorded for it",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_by_digest(
@@ -48,6 +54,7 @@ def test_by_digest(
     step="Run an image by tag (mutateDigest, the default)",
     expect="admitted and rewritten to tag@sha256:<verified digest>; cpol records "
     "kyverno.io/verify-images = {repo@sha256:...: pass}",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_by_tag_pinned_to_digest(
@@ -142,6 +149,7 @@ def test_tag_kept_when_digest_optional(
     "{/<policy>: {<rule>: {repo@sha256:...: pass}}}, the record the validate webhook checks; "
     "ivpol: an unsigned init container the expression does not check is denied: "
     "image <ref> is not verified",
+    versions=(*IVPOL_BEFORE_1_19, UNSCOPED_RECORD),
 )
 @API
 def test_required(
@@ -190,6 +198,7 @@ def test_required(
     step="required: false, with an expression that checks containers only",
     expect="ADMITTED: an unsigned init container passes, because nothing requires that "
     "matched images were verified (the documented meaning of required: false)",
+    versions=(*IVPOL_BEFORE_1_19, IVPOL_NOT_REQUIRED_STOPS),
 )
 def test_not_required_leaves_unchecked_images(
     make_namespace: MakeNamespace,

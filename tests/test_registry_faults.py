@@ -30,6 +30,7 @@ from signcheck.clients.admission import Admission, Admitted
 from signcheck.clients.k8s import Cluster
 from signcheck.errors import RegistryUnavailable, WebhookUnavailable
 from signcheck.kyverno import cpol, ivpol
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.report import catalogue
 from signcheck.report.summary import admission_record
 from signcheck.run.resources import Images, namespace_name
@@ -149,6 +150,7 @@ def _control(
     "environment problem (verdict 'environment: registry'), never as a signature verdict, and "
     "no pod stored; the same signed image through the proxy's faithful address admitted and "
     "pinned beside it",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_registry_down_fails_closed(
@@ -213,6 +215,7 @@ def _swap_case(
     "digest (signed first: denied, no verified signature for <tag>@<unsigned digest>; "
     "unsigned first: admitted, pinned to the signed digest). The proxy answers the other "
     "digest when asked again; each API's admitted order is the control of its refused one",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_registry_swaps_manifest(
@@ -297,6 +300,7 @@ def _denied_unsigned_pin(
     "timeout (verdict 'environment: webhook timed out'), never as a signature verdict; "
     "refused after the timeout and before the registry answered any of Kyverno's requests; "
     "no pod stored; the same signed image through the faithful address admitted right after",
+    versions=IVPOL_BEFORE_1_19,
 )
 @pytest.mark.late
 def test_slow_registry_fails_closed(

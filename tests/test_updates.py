@@ -19,6 +19,7 @@ from signcheck.clients import k8s, oci, rollouts, workloads
 from signcheck.clients.admission import Admission, Admitted
 from signcheck.clients.k8s import Cluster
 from signcheck.errors import EnvironmentNotReady
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.report.summary import admission_record
 from signcheck.run import updates
 from signcheck.run.resources import Images
@@ -102,6 +103,7 @@ def _refused_unchanged(
     "mutate.kyverno.svc-fail, check-image, no signatures found (cpol) / the twin's webhook, "
     "no verified signature for <image> (ivpol); the pods from before keep running; scaling "
     "down works; a signed Deployment made the same way scales up, its new pod verified",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 @pytest.mark.late
@@ -166,6 +168,7 @@ def test_scale_up_after_policy(
     expect="the undo to the signed revision admitted (verified, pinned); the undo back to the "
     "unsigned one refused like a new unsigned template: autogen-check-image, no signatures "
     "found (cpol) / the twin's autogen'd validation (ivpol); the signed template kept",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 @pytest.mark.usefixtures("enforcement")
@@ -208,6 +211,7 @@ def test_rollout_undo_to_unsigned_revision(
     expect="the label admitted, the image and Kyverno's verification record unchanged; the "
     "image switch on the same pod refused: no signatures found (cpol) / named unverified "
     "(ivpol)",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_unrelated_patch_of_verified_pod(
@@ -248,6 +252,7 @@ def test_unrelated_patch_of_verified_pod(
     step="`kubectl set image` a signed Deployment to an unsigned image",
     expect="refused: autogen-check-image, no signatures found (cpol) / the twin's autogen'd "
     "validation (ivpol); the template unchanged; a switch to the signed digest admitted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_set_image_of_signed_deployment(

@@ -11,6 +11,7 @@ from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s, workloads
 from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import MAIN
 from signcheck.suite import expect
@@ -27,6 +28,7 @@ VARIANT = {"cpol": MAIN, "ivpol": "ivpol"}
     expect="unsigned: denied at admission (cpol: rule autogen-check-image, "
     "autogen-cronjob-check-image for a CronJob; ivpol: its autogen'd validation), no pod; "
     "signed: admitted with the template pinned to the digest, and its pods created with it",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 @pytest.mark.parametrize("kind", [k.lower() for k in workloads.KINDS])
@@ -84,6 +86,7 @@ def test_pod_controller(
     step="A pod whose init container runs an unsigned image",
     expect="denied: no signatures found for the init container's image (cpol) / named "
     "unverified (ivpol); a signed init container admitted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_init_container(
@@ -119,6 +122,7 @@ EPHEMERAL = {"cpol": MAIN, "ivpol": "ivpol-ephemeral"}
     expect="denied: no signatures found (cpol, which covers pods/ephemeralcontainers on its "
     "own) / named unverified (ivpol, which must list pods/ephemeralcontainers); a signed "
     "ephemeral container admitted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_ephemeral_container(
@@ -171,6 +175,7 @@ def test_ephemeral_container(
     step="A pod with one signed and one unsigned container",
     expect="denied, naming the unsigned image: no signatures found (cpol) / named unverified "
     "(ivpol); a pod with two signed containers admitted",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_mixed_pod(

@@ -32,6 +32,7 @@ def test_a_gate_applies_below_its_version_to_its_cases_and_described_failures() 
     assert gate_for((PINNED,), "v1.18.2", "ivpol", text) is PINNED
     assert gate_for((PINNED,), "v1.19.1", "ivpol", text) is None  # fixed there: a failure
     assert gate_for((PINNED,), "v1.18.2", "cpol", text) is None  # another case
+    assert gate_for((PINNED,), "v1.18.2", "deployment-ivpol", text) is PINNED  # a part of it
     assert gate_for((PINNED,), "v1.18.2", "ivpol", "admitted an unsigned image") is None
     assert gate_for((PINNED,), None, "ivpol", text) is None  # version unknown: not judged so
 

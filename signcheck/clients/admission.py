@@ -48,6 +48,10 @@ _REGISTRY_ONE_IMAGE = re.compile(
     r"unexpected status code 404\b",
     re.IGNORECASE,
 )
+# Kyverno fetching the public Sigstore trust root (TUF): before 1.19 it does so for a
+# SigstoreBundle ClusterPolicy and for a key-based ImageValidatingPolicy whatever
+# --enableTuf says; offline it fails, and the "connection refused" inside is not the registry.
+_TRUST_ROOT = re.compile(r"trusted root|initializing tuf|TUF client|tuf-repo-cdn", re.IGNORECASE)
 # Kyverno's own wrappers around a registry read (pkg/cel/libs/imageverify, pkg/image/...).
 _REGISTRY_READ = re.compile(
     r"failed to get imagedata|failed to resolve digest|failed to fetch image descriptor|"
@@ -142,11 +146,17 @@ class Denied:
         """Kyverno could not read the registry (no or wrong credentials, unreachable, TLS,
         an image it does not have): an environment problem, not a signature verdict."""
         reason = self.reason or ""
-        if reason.startswith(_VERDICTS) or _NO_PLATFORM.search(reason):
+        if reason.startswith(_VERDICTS) or _NO_PLATFORM.search(reason) or self.trust_root_error:
             return False
         return self.registry_wide or any(
             p.search(reason) for p in (_REGISTRY_ONE_IMAGE, _REGISTRY_READ)
         )
+
+    @property
+    def trust_root_error(self) -> bool:
+        """Kyverno could not load the public Sigstore trust root it asked for (TUF): an
+        environment problem of an offline cluster, not a signature verdict."""
+        return _TRUST_ROOT.search(self.reason or "") is not None
 
     @property
     def registry_wide(self) -> bool:
@@ -155,7 +165,7 @@ class Denied:
         reason = self.reason or ""
         if reason.startswith(_VERDICTS) or _REGISTRY_ONE_IMAGE.search(reason):
             return False
-        return _REGISTRY_WIDE.search(reason) is not None
+        return not self.trust_root_error and _REGISTRY_WIDE.search(reason) is not None
 
     @property
     def by_kyverno(self) -> bool:

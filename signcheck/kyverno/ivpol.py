@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from signcheck.kyverno.cpol import IMAGE_VALIDATING_POLICY, VARIANT_LABEL, namespace_selector
 from signcheck.target import RUN_LABEL
+from signcheck.verdict.gates import version_tuple
 
 WEBHOOK_PREFIX = "ivpol.validate.kyverno.svc-fail"
 MUTATE_WEBHOOK_PREFIX = "ivpol.mutate.kyverno.svc-fail"
@@ -149,3 +150,20 @@ def render(spec: IvpolSpec) -> dict[str, Any]:
         "metadata": {"name": spec.name, "labels": labels},
         "spec": body,
     }
+
+
+def credentials_for(
+    kyverno_version: str | None, registry_requires_auth: bool, insecure: bool, secret: str
+) -> dict[str, Any] | None:
+    """`credentials` a twin needs on this Kyverno to read a registry that requires auth.
+
+    Kyverno before 1.19 reads the registry for an ImageValidatingPolicy only with the policy's
+    own `credentials` (1.18 evaluator: GetRemoteOptsFromPolicy), so without them every image
+    of a private registry is refused UNAUTHORIZED; 1.19 falls back to the controller's
+    --imagePullSecrets (GlobalOptsOrDefault). On an older Kyverno the twins name Kyverno's
+    pull secret themselves, as a user of that version must (docs/matrix.md)."""
+    if not registry_requires_auth or not kyverno_version:
+        return None
+    if version_tuple(kyverno_version) >= (1, 19, 0):
+        return None
+    return {"allowInsecureRegistry": insecure, "secrets": [secret]}

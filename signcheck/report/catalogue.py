@@ -95,7 +95,7 @@ def entry(item: pytest.Item) -> Entry | None:
     gates = tuple(
         g.summary()
         for g in marker.kwargs.get("versions", ())
-        if not g.cases or (case is not None and case in g.cases)
+        if g.applies(g.version_before(), case)
     )
     return Entry(
         sid, str(marker.kwargs.get("step", "")), proves, expectation(item), item.nodeid, gates

@@ -343,6 +343,10 @@ def variant_policies(
     }
     for name, (api, _, extra) in background.VARIANTS.items():
         (cpol_overrides if api == "cpol" else iv)[name] = extra
+    creds = ivpol.credentials_for(
+        target.versions.get("kyverno"), registry_requires_auth, insecure, PULL_SECRET
+    )
+    legacy: dict[str, Any] = {"credentials": creds} if creds else {}
     refs: dict[str, PolicyRef] = {}
     for name, variant in VARIANTS.items():
         if variant.needs_auth and not registry_requires_auth:
@@ -360,7 +364,7 @@ def variant_policies(
             )
             refs[name] = PolicyRef(name, "ClusterPolicy", pname, "check-image", doc)
         else:
-            overrides = {"public_keys": keys, "image_references": glob, **iv[name]}
+            overrides = {"public_keys": keys, "image_references": glob, **legacy, **iv[name]}
             doc = ivpol.render(
                 ivpol.IvpolSpec(
                     run_id=target.run_id,

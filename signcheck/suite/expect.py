@@ -75,6 +75,13 @@ def _environment(result: Denied, what: str) -> None:
             "running?); this says nothing about signatures",
             result.message,
         )
+    if result.trust_root_error:
+        raise EnvironmentNotReady(
+            f"{what}: Kyverno could not load the public Sigstore trust root (TUF) it fetches "
+            f"for this verification ({result.reason}); an offline cluster cannot give it: "
+            "this says nothing about signatures",
+            result.message,
+        )
     if result.registry_error:
         # Unreachable, TLS, scheme or credentials: every later test meets it too, so the
         # run stops; one image the registry lacks concerns this test only.

@@ -53,12 +53,20 @@ class Before:
     remediation: str = ""
     """For a finding; default: upgrade Kyverno to `version` or later."""
     cases: tuple[str, ...] = ()
-    """Parametrized case ids it applies to (`ivpol`); empty: every case."""
+    """Parametrized cases it applies to: a case id, or one of its dash-separated parts
+    (`ivpol` covers `deployment-ivpol`); empty, or a test without cases: every one."""
 
     def applies(self, kyverno: str | None, case: str | None) -> bool:
         if not kyverno or version_tuple(kyverno) >= version_tuple(self.version):
             return False
-        return not self.cases or (case is not None and case in self.cases)
+        if not self.cases or case is None:
+            return True  # a test without cases is wholly the one its marker describes
+        return any(c == case or c in case.split("-") for c in self.cases)
+
+    def version_before(self) -> str:
+        """A version the gate applies to (for listing it without a run)."""
+        major, minor, patch = version_tuple(self.version)
+        return f"v{major}.{minor}.{patch - 1}" if patch else f"v{major}.{minor - 1}.999"
 
     def describes(self, failure: str) -> bool:
         return re.search(self.matches, failure) is not None

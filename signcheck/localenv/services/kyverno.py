@@ -124,6 +124,22 @@ def tls_secrets(namespace: str = NAMESPACE) -> list[dict[str, Any]]:
     return [secret(f"{prefix}.kyverno-tls-ca", ca), secret(f"{prefix}.kyverno-tls-pair", pair)]
 
 
+OFFLINE_PROXY = {
+    key: value
+    for name, value in (
+        ("HTTPS_PROXY", "http://127.0.0.1:9"),
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("NO_PROXY", "127.0.0.1,localhost,::1"),
+    )
+    for key in (name, name.lower())
+}
+"""Every request Kyverno makes beyond loopback goes to a closed loopback port instead, so it
+fails at once without a DNS lookup. Kyverno v1.18.2 fetches the public Sigstore trust root
+(TUF, tuf-repo-cdn.sigstore.dev) for some verifications whatever `--enableTuf` says; the
+run's services only ever talk to loopback (the registry, the API server: Go never proxies
+loopback addresses, and NO_PROXY says so too)."""
+
+
 def _common_env(
     pod_name: str, service_account: str, ca_bundle: Path | None, home: Path
 ) -> dict[str, str]:
@@ -138,6 +154,7 @@ def _common_env(
         # A user's ~/.docker/config.json must not leak credentials into the run.
         "HOME": str(home),
         "OTEL_TRACES_EXPORTER": "none",
+        **OFFLINE_PROXY,
     }
     if ca_bundle is not None:
         # Go reads this instead of the system bundle: the registry's CA plus the system's.
