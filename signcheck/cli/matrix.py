@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -203,12 +204,32 @@ def _start(version: str, reports: Path, pytest_args: list[str]) -> _Child | Matr
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_interrupt_when_orphaned,
             )
     except OSError as err:
         print(f"signcheck matrix: Kyverno {version} could not start: {err}", flush=True)
         return MatrixRun(version, reports_dir, None, f"could not start pytest: {err}")
     print(f"signcheck matrix: {version} started (log: {log})", flush=True)
     return _Child(version, proc, reports_dir, log, time.monotonic())
+
+
+def _interrupt_when_orphaned() -> None:
+    """In the child, before pytest starts: when `signcheck matrix` dies without passing on
+    an interrupt (killed, or a closed pipe on its output), the kernel sends the run SIGINT, so
+    it stops and removes its environment instead of running on unowned (Linux prctl
+    PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    # A matrix started in the background of a non-interactive shell has SIGINT ignored, and
+    # a Python that starts with it ignored never raises KeyboardInterrupt: the run must take
+    # the interrupt this command passes on.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    except (OSError, AttributeError):
+        pass
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def _finish(child: _Child, code: int) -> MatrixRun:
