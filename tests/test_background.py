@@ -15,6 +15,7 @@ from fixtures.types import PolicyOf
 from signcheck.clients import oci
 from signcheck.clients.k8s import Cluster
 from signcheck.errors import EnvironmentNotReady
+from signcheck.kyverno.versions import IVPOL_TRUST_ROOT
 from signcheck.run import background
 from signcheck.run.resources import Images
 from signcheck.run.scenarios import Scenarios
@@ -45,6 +46,7 @@ STALE_FIX = (
     expect="the PolicyReport turns to fail for that pod on the next background scan (cpol: "
     "failed to verify image <repo>@<digest>: ... no signatures found; ivpol: no verified "
     "signature for <repo>:<tag>@<digest>); a pod whose signature stays is pass in the same scan",
+    versions=(IVPOL_TRUST_ROOT,),
 )
 @pytest.mark.parametrize(
     "case",

@@ -18,6 +18,7 @@ import pytest
 
 from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s
+from signcheck.kyverno.versions import BUNDLE_TRUST_ROOT
 from signcheck.run.resources import SessionState
 from signcheck.run.scenarios import FORMATS, MAIN, Scenarios
 from signcheck.suite import expect
@@ -58,6 +59,7 @@ def _storage(tags: list[str], digest: str) -> str:
     "only (legacy: denied, sigstore bundle verification failed); ImageValidatingPolicy reads "
     "all three. An admission is always a verified one (pinned to the digest); cosign itself "
     "verifies every image in its own format (the control)",
+    versions=(BUNDLE_TRUST_ROOT,),
 )
 @pytest.mark.parametrize("policy", list(POLICIES))
 @pytest.mark.parametrize("fmt", list(FORMATS))

@@ -16,7 +16,7 @@ import pytest
 
 from signcheck import cli, redact
 from signcheck.cli import matrix as cli_matrix
-from signcheck.report.matrix import SCHEMA, MatrixRun, build, write
+from signcheck.report.matrix import SCHEMA, MatrixRun, build, unexplained, write
 from signcheck.tools import pins
 
 SECRET = "planted-secret-value-1"
@@ -226,7 +226,24 @@ def test_command_writes_matrix_and_exit_code(
     out = capsys.readouterr().out
     assert (tmp_path / "matrix.html").is_file() and (tmp_path / "matrix.json").is_file()
     assert "3 scenarios differ" in out and "ATK-02.cpol" in out and "absent" in out
-    assert "Kyverno v1.18.2 exited 1" in out and SECRET not in out
+    assert "Kyverno v1.18.2 (exit 1): 1 results neither pass, finding nor explained" in out
+    assert SECRET not in out
+
+
+def test_a_column_stands_on_judgements_and_version_gates() -> None:
+    """A failure, or an environment result without a version gate, is unexplained; a gated
+    one (the older Kyverno cannot be judged offline, and says why) is not."""
+    summary = {
+        "tests": [
+            {"nodeid": "a", "outcome": "pass"},
+            {"nodeid": "b", "outcome": "finding"},
+            {"nodeid": "c", "outcome": "environment", "observed": {"version_gate": "before"}},
+            {"nodeid": "d", "outcome": "environment", "observed": {}},
+            {"nodeid": "e", "outcome": "fail"},
+            {"nodeid": "f", "outcome": "skipped"},
+        ]
+    }
+    assert unexplained(summary) == ["d", "e"]
 
 
 _TRAPS_SIGINT = """

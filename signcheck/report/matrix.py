@@ -103,6 +103,7 @@ def _run_entry(run: MatrixRun, base: Path) -> tuple[dict[str, Any], dict[str, An
         "log": _link(run.reports_dir / "pytest.log", base),
         "run_id": None,
         "totals": {},
+        "unexplained": [],
     }
     if summary is None:
         return entry, None
@@ -115,7 +116,20 @@ def _run_entry(run: MatrixRun, base: Path) -> tuple[dict[str, Any], dict[str, An
         entry["exit_code"] = verdict.get("exit_code")
     entry["run_id"] = summary.get("run_id")
     entry["totals"] = _totals(summary)
+    entry["unexplained"] = unexplained(summary)
     return entry, summary
+
+
+def unexplained(summary: dict[str, Any]) -> list[str]:
+    """The results a version's column cannot stand on: a failure (the promise broken), or a
+    run that could not judge a scenario without a version gate saying why that version
+    cannot (`signcheck.verdict.gates`, recorded as the `version_gate` observation)."""
+    out = []
+    for test in summary.get("tests") or []:
+        gated = "version_gate" in (test.get("observed") or {})
+        if test.get("outcome") == "fail" or (test.get("outcome") == "environment" and not gated):
+            out.append(str(test.get("nodeid")))
+    return out
 
 
 def _read_summary(path: Path) -> tuple[dict[str, Any] | None, str | None]:
