@@ -21,6 +21,7 @@ from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s, oci
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import exceptions
+from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.run.resources import Images, namespace_name
 from signcheck.run.scenarios import MAIN, Scenarios
 from signcheck.suite import expect
@@ -94,6 +95,7 @@ def _untouched(result: admission.Admission, what: str, image: oci.PushedImage) -
     "record); A with B: denied, the pod no longer matches the exception so every image is "
     "verified: no signatures found for A or B, whichever the rule verifies first (cpol) / "
     "no verified signature for A, B (ivpol)",
+    versions=IVPOL_BEFORE_1_19,
 )
 @API
 def test_exception_for_one_image(
