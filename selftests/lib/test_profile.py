@@ -3,6 +3,7 @@ a profile file, which wins over the defaults; each value remembers where it came
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,11 @@ def test_kyverno_version_is_checked_and_selected_for_the_process(
     from signcheck.tools import pins
 
     var = pins.version_var("kyverno")
-    monkeypatch.delenv(var, raising=False)
+    # setenv records the variable's absence, so the test's end removes what Settings sets
+    # (a delenv of an absent variable records nothing, and the selection would leak into
+    # every later test of the session).
+    monkeypatch.setenv(var, "set-by-the-test")
+    monkeypatch.delenv(var)
     old = pins.pinned_versions("kyverno")[-1]
     Settings.from_sources(_cli(kyverno_version=old), {})
     assert pins.group("kyverno").version == old
@@ -124,4 +129,10 @@ def test_kyverno_version_is_checked_and_selected_for_the_process(
         Settings.from_sources(
             _cli(kyverno_version=old, target="cluster", registry="r.example", kubeconfig=kc), {}
         )
-    monkeypatch.delenv(var, raising=False)
+
+
+def test_the_kyverno_selection_did_not_leak() -> None:
+    """Runs after the test above (same module, in order): no selection is left behind."""
+    from signcheck.tools import pins
+
+    assert pins.version_var("kyverno") not in os.environ
