@@ -227,3 +227,21 @@ def test_one_missing_image_is_environment_but_not_registry_wide(err: str) -> Non
 def test_signature_verdicts_stay_signature_verdicts(reason: str) -> None:
     d = _cpol(reason)
     assert not d.registry_error and not d.registry_wide and d.verdict == "signature"
+
+
+# Kyverno v1.18.2, a SigstoreBundle ClusterPolicy offline (seen on the local target): the
+# "connection refused" inside is the public TUF mirror through the closed loopback proxy.
+TUF_OFFLINE = (
+    "failed to get trusted root: 127.0.0.1:5000/signcheck/r/fmt:t: initializing tuf: updating "
+    "local metadata and targets: error updating to TUF remote mirror: tuf: failed to download "
+    '13.root.json: Get "https://tuf-repo-cdn.sigstore.dev/13.root.json": proxyconnect tcp: '
+    "dial tcp 127.0.0.1:9: connect: connection refused"
+)
+
+
+def test_an_unreachable_trust_root_is_not_the_registry() -> None:
+    """The run must not stop as if the registry were gone, nor call it a signature verdict:
+    the cluster cannot fetch the public Sigstore trust root it asks for."""
+    d = _cpol(TUF_OFFLINE)
+    assert d.trust_root_error and not d.registry_error and not d.registry_wide
+    assert d.verdict == "environment: trust root"

@@ -186,13 +186,16 @@ class Denied:
 
     @property
     def verdict(self) -> str:
-        """`signature` (a verdict on the image), or `environment: webhook ...|registry`."""
+        """`signature` (a verdict on the image), or `environment: webhook ...|registry|trust
+        root`."""
         if self.webhook_timed_out:
             return "environment: webhook timed out"
         if self.webhook_unavailable:
             return "environment: webhook unavailable"
         if self.registry_error:
             return "environment: registry"
+        if self.trust_root_error:
+            return "environment: trust root"
         return "signature"
 
     def as_dict(self) -> dict[str, Any]:
