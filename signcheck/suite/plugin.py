@@ -28,7 +28,7 @@ from signcheck.suite.interrupt_report import drop_lineless_entries
 from signcheck.suite.session import SigncheckRun, attach, find_run, get_run
 from signcheck.suite.stash import ADMISSIONS, COMPAT, NAMESPACE, STARTED
 from signcheck.verdict import terminal
-from signcheck.verdict.model import EXIT_BAD_INPUT, EXIT_ENVIRONMENT
+from signcheck.verdict.model import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, Finding
 from signcheck.verdict.observe import FindingObserved
 
 # `-p signcheck.suite.plugin` alone is enough: its options come with it (a no-op when the
@@ -155,9 +155,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _add_property(item, report, "admission", redact.redact(json.dumps(admissions)))
         extras.append(_extra_text(admission_text(admissions), "Admission response"))
     excinfo = call.excinfo
-    gated = excinfo is not None and gating.apply(item, report, excinfo, _add_property)
-    if excinfo is not None and report.when in ("setup", "call") and not gated:
-        _classify_exception(item, report, excinfo)
+    if excinfo is not None and report.when in ("setup", "call"):
+        gated = gating.gated(item, report, excinfo)
+        if gated is not None:
+            _apply_gate(item, report, gated)
+        else:
+            _classify_exception(item, report, excinfo)
     compat = item.stash.get(COMPAT, None)
     if report.when == "call" and compat:
         _add_property(item, report, "compat", json.dumps(compat))
@@ -171,6 +174,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     _redact_report(report)
 
 
+def _record_finding(item: pytest.Item, report: pytest.TestReport, finding: Finding) -> None:
+    """The test ends as `finding`: passed for pytest and JUnit, the finding as properties."""
+    finding.nodeid = item.nodeid
+    report.outcome = "passed"
+    report.longrepr = None
+    _add_property(item, report, "finding", redact.redact(json.dumps(finding.as_dict())))
+    _add_property(item, report, "finding_severity", finding.severity)
+    _add_property(item, report, "finding_remediation", redact.redact(finding.remediation))
+
+
+def _apply_gate(item: pytest.Item, report: pytest.TestReport, gated: gating.Gated) -> None:
+    """A version gate's class instead of `fail` (see `signcheck.verdict.gates`)."""
+    if gated.finding is not None:
+        _record_finding(item, report, gated.finding)
+    else:
+        _add_property(item, report, "environment_error", gated.cause)
+        report.longrepr = f"signcheck: environment: {gated.cause}\n{gated.evidence}"
+    _add_property(item, report, "version_gate", gated.gate.summary())
+
+
 def _classify_exception(
     item: pytest.Item, report: pytest.TestReport, excinfo: pytest.ExceptionInfo[BaseException]
 ) -> None:
@@ -179,13 +202,7 @@ def _classify_exception(
     traceback through the library."""
     err = excinfo.value
     if isinstance(err, FindingObserved) and report.when == "call":
-        finding = err.finding
-        finding.nodeid = item.nodeid
-        report.outcome = "passed"
-        report.longrepr = None
-        _add_property(item, report, "finding", redact.redact(json.dumps(finding.as_dict())))
-        _add_property(item, report, "finding_severity", finding.severity)
-        _add_property(item, report, "finding_remediation", redact.redact(finding.remediation))
+        _record_finding(item, report, err.finding)
         return
     if not isinstance(err, SigncheckError) or isinstance(err, FindingObserved):
         return
