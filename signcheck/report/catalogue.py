@@ -92,11 +92,7 @@ def entry(item: pytest.Item) -> Entry | None:
     proves = " ".join(doc.split("\n\n", 1)[0].split())
     callspec = getattr(item, "callspec", None)
     case = callspec.id if callspec is not None else None
-    gates = tuple(
-        g.summary()
-        for g in marker.kwargs.get("versions", ())
-        if g.applies(g.version_before(), case)
-    )
+    gates = tuple(g.summary() for g in marker.kwargs.get("versions", ()) if g.covers(case))
     return Entry(
         sid, str(marker.kwargs.get("step", "")), proves, expectation(item), item.nodeid, gates
     )

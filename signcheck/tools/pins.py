@@ -169,11 +169,9 @@ def version_var(group_name: str) -> str:
 def group(name: str, version: str | None = None) -> Group:
     """The group `name` at `version`, else at the version selected for this process
     (`SIGNCHECK_<GROUP>_VERSION`), else at its default."""
-    for g in load_pins():
-        if g.name == name:
-            wanted = version or (os.environ.get(version_var(name)) if g.also else None)
-            return g.at(wanted) if wanted else g
-    raise KeyError(name)
+    g = _default(name)
+    wanted = version or (os.environ.get(version_var(name)) if g.also else None)
+    return g.at(wanted) if wanted else g
 
 
 def pinned_versions(group_name: str) -> tuple[str, ...]:
