@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SELECTION = ["tests/test_seed.py", "tests/test_attacks.py", "tests/test_scoping.py"]
 
 
-def _run(reports: Path, *extra: str) -> tuple[dict[str, str], dict[str, int]]:
+def _run(reports: Path, *extra: str) -> tuple[dict[str, str], dict[str, int], dict[str, float]]:
     proc = subprocess.run(
         [
             sys.executable,
@@ -52,16 +52,23 @@ def _run(reports: Path, *extra: str) -> tuple[dict[str, str], dict[str, int]]:
         shutil.rmtree(env_runs() / run_id, ignore_errors=True)
     outcomes = {t["scenario"]: t["outcome"] for t in summary["tests"]}
     counts: dict[str, int] = {}
-    for phase, *_ in phases["intervals"]:
+    first: dict[str, float] = {}
+    for phase, start, end in phases["intervals"]:
         counts[phase] = counts.get(phase, 0) + 1
+        first.setdefault(f"{phase} start", start)
+        first.setdefault(f"{phase} end", end)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    return outcomes, counts
+    return outcomes, counts, first
 
 
 def test_two_workers_same_results_resources_once(tmp_path: Path) -> None:
-    serial, serial_counts = _run(tmp_path / "serial")
-    parallel, counts = _run(tmp_path / "xdist", "-n", "2")
+    serial, serial_counts, serial_times = _run(tmp_path / "serial")
+    parallel, counts, times = _run(tmp_path / "xdist", "-n", "2")
     assert parallel == serial
+    # The serial run pushes its images while its environment boots (signcheck.run.staging);
+    # under xdist a worker creates them, after the owner's boot.
+    assert serial_times["images start"] < serial_times["environment boot end"], serial_times
+    assert times["images start"] >= times["environment boot end"], times
     # A phase may be timed in several steps (signing runs in parallel batches), but two
     # workers must not repeat any: as many steps under -n 2 as in the serial run.
     for phase in ("images", "signing", "policy ready"):

@@ -11,6 +11,7 @@ errors, and first removes Kyverno's webhook configurations, which Kyverno never 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +44,7 @@ from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.snapshot import ensure_seed
 from signcheck.localenv.spec import EnvSpec
 from signcheck.localenv.state import EnvState, OwnerLock, new_state, remove_run_dir
+from signcheck.target import Registry as RegistryTarget
 from signcheck.target import new_run_id
 from signcheck.tools import pins
 from signcheck.wait import wait_for
@@ -117,6 +119,9 @@ class LocalEnv:
         self.boot_seconds: float | None = None
         #: Seconds per boot phase and per teardown step, for benchmarks and slow-boot reports.
         self.timings: dict[str, float] = {}
+        self.on_registry: Callable[[RegistryTarget], None] | None = None
+        """Called from the boot as soon as the registry answers (the suite starts pushing and
+        signing then, while the rest boots; see `signcheck.run.staging`)."""
         self._last_mark = time.monotonic()
 
     # -- public ------------------------------------------------------------------------
@@ -284,6 +289,8 @@ class LocalEnv:
         for proc in first:
             proc.wait_ready()
         self._mark("registry + etcd")
+        if self.on_registry is not None:
+            self.on_registry(registry.as_target())
 
         advertise = self.world.ns.addresses.bridge_ip if self.world is not None else None
         api = KubeAPIServer(run, paths["kube-apiserver"], t, etcd.url, advertise=advertise)

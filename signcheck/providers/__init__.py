@@ -10,10 +10,11 @@ is read here and in `signcheck.target`, nowhere else.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 from signcheck.settings.config import Settings
-from signcheck.target import Target
+from signcheck.target import Registry, Target
 
 
 def tools_before_boot(settings: Settings) -> list[str]:
@@ -32,12 +33,17 @@ def tools_before_boot(settings: Settings) -> list[str]:
 
 
 def provider(
-    settings: Settings, run_id: str, run_dir: Path
+    settings: Settings,
+    run_id: str,
+    run_dir: Path,
+    on_registry: Callable[[Registry], None] | None = None,
 ) -> contextlib.AbstractContextManager[Target]:
+    """The target's context: booted (or checked) on entry, removed on exit. `on_registry`
+    is called during a local boot as soon as the run's registry answers."""
     if settings.kind.own_cluster:
         from signcheck.providers.local import local
 
-        return local(settings, run_id, run_dir)
+        return local(settings, run_id, run_dir, on_registry)
     # yandex is the cluster target plus the seed's infrastructure (--provision) and its
     # registry and KMS conventions, all resolved from the settings.
     from signcheck.providers.cluster import cluster

@@ -4,7 +4,7 @@ adapted to a `Target` whose cluster and registry are the run's own."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,12 @@ def _with_kubernetes(versions: dict[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
+def local(
+    settings: Settings,
+    run_id: str,
+    run_dir: Path,
+    on_registry: Callable[[Registry], None] | None = None,
+) -> Iterator[Target]:
     """The embedded environment, booted with this run's id (so its processes, logs and
     leftovers carry the same id as everything the suite creates).
 
@@ -86,7 +91,9 @@ def local(settings: Settings, run_id: str, run_dir: Path) -> Iterator[Target]:
         node_kind=settings.nodes,
         kyverno="helm" if real else "process",
     )
-    with LocalEnv(spec) as env:
+    booting = LocalEnv(spec)
+    booting.on_registry = on_registry
+    with booting as env:
         target = from_env_info(env.info, run_dir)
         if not real:
             yield target

@@ -55,6 +55,21 @@ class Images:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """The registry half of a run's resources (in memory only: it holds the key pairs'
+    passwords)."""
+
+    cosign: Cosign
+    keys: dict[str, KeyPair]
+    pushed: dict[str, oci.PushedImage]
+    scenario_images: dict[str, oci.PushedImage]
+    outside: oci.PushedImage
+    catalogue: bool
+    compat: dict[str, Any] | None = None
+    """`sign_images`' facts once every other image is signed; None before `stage_rest`."""
+
+
+@dataclass(frozen=True)
 class SessionState:
     """What every test may know about the run's session resources (JSON-safe, no secrets)."""
 
@@ -146,12 +161,14 @@ class RunResources:
             **overrides,
         )
 
-    def create(self, catalogue: bool = True) -> dict[str, Any]:
-        """Build the session resources; returns `SessionState.to_dict()`. `catalogue=False` makes
-        only what the seed's tests use (no scenario images, third key or policy variants)."""
+    def stage_first(self, catalogue: bool = True, nice: int = 0) -> Staged:
+        """The registry half's first step: key pairs, every image pushed, the seed's image
+        signed. Needs the registry only (never the cluster). `nice`: cosign's processes run
+        at that lower priority (see `Cosign.nice`)."""
         run_id = self.target.run_id
         self.registry.ping()
         cosign = self.cosign()
+        cosign.nice = nice
         keys_dir = self.target.run_dir / "keys"
 
         def main_key() -> KeyPair:
@@ -159,7 +176,7 @@ class RunResources:
             made = signing.main_key(self.settings, cosign, keys_dir / "main", create=True)
             return made or cosign.generate_key_pair(keys_dir / "main")
 
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             # Key pairs are CPU-bound cosign processes (scrypt): made while images are pushed.
             roles = ("other", "third") if catalogue else ("other",)
             made = [
@@ -174,27 +191,62 @@ class RunResources:
                 scenario_images, outside = scenarios.push_images(self, catalogue)
             with self.phases.time("signing"):
                 keys = dict(zip(("main", *roles), (f.result() for f in made), strict=True))
-                main, other = keys["main"], keys["other"]
-                cosign.sign_all(main, [pushed["signed"].by_digest], "legacy")
+                cosign.sign_all(keys["main"], [pushed["signed"].by_digest], "legacy")
+        return Staged(cosign, keys, pushed, scenario_images, outside, catalogue)
+
+    def stage_rest(self, first: Staged) -> dict[str, Any]:
+        """The registry half's second step: every other image signed (the other key's, the
+        scenarios' in each format). Returns the compatibility facts (`sign_images`)."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            signed_other = pool.submit(
+                self.phases.timed("signing", first.cosign.sign_all),
+                first.keys["other"],
+                [first.pushed["otherkey"].by_digest],
+            )
+            compat = (
+                self.phases.timed("signing", scenarios.sign_images)(
+                    self, first.cosign, first.keys, first.scenario_images
+                )
+                if first.catalogue
+                else {}
+            )
+            signed_other.result()
+        return compat
+
+    def stage(self, catalogue: bool = True, nice: int = 0) -> Staged:
+        """The whole registry half (`stage_first`, then `stage_rest`): what a run can do
+        while its cluster is still booting (see `signcheck.run.staging`)."""
+        first = self.stage_first(catalogue, nice)
+        return replace(first, compat=self.stage_rest(first))
+
+    def create(self, catalogue: bool = True, staged: Staged | None = None) -> dict[str, Any]:
+        """Build the session resources; returns `SessionState.to_dict()`. `catalogue=False` makes
+        only what the seed's tests use (no scenario images, third key or policy variants).
+        `staged`: the registry half already done (`stage`) while the cluster booted."""
+        run_id = self.target.run_id
+        first = staged or self.stage_first(catalogue)
+        cosign, keys, pushed = first.cosign, first.keys, first.pushed
+        scenario_images, outside = first.scenario_images, first.outside
+        main, other = keys["main"], keys["other"]
+        with ThreadPoolExecutor(max_workers=2) as pool:
             requires_auth = self.registry.requires_auth()
             variants = (
                 scenarios.variant_policies(self, main, other, requires_auth) if catalogue else {}
             )
-            # Every other image is signed meanwhile, while the Audit scenario starts first:
-            # its PolicyReport comes only after Kyverno's fixed aggregation delays (about 20 s
-            # in v1.19), the longest wait of the run, so its clock starts as early as it can.
-            timed_sign_all = self.phases.timed("signing", cosign.sign_all)
-            signed_other = pool.submit(timed_sign_all, other, [pushed["otherkey"].by_digest])
-            signed_rest = (
-                pool.submit(
-                    self.phases.timed("signing", scenarios.sign_images),
-                    self,
-                    cosign,
-                    keys,
-                    scenario_images,
-                )
-                if catalogue
-                else None
+            # Every other image is signed meanwhile (unless staged), while the Audit scenario
+            # starts first: its PolicyReport comes only after Kyverno's fixed aggregation
+            # delays (about 20 s in v1.19), the longest wait of the run, so its clock starts
+            # as early as it can.
+            signed_rest = None if first.compat is not None else pool.submit(self.stage_rest, first)
+            # UPD's and BG-01's first steps, beside the signing and the Audit scenario's start
+            # (see signcheck.run.drift).
+            drifting = pool.submit(
+                drift.start,
+                self,
+                pushed,
+                scenario_images,
+                variants,
+                lambda refs: cosign.sign_all(main, refs, "legacy"),
             )
             audit_ns: str | None = None
             audit_pods: dict[str, dict[str, Any]] = {}
@@ -204,36 +256,30 @@ class RunResources:
                         self.cluster, [variants["audit"].doc], self.settings.timeouts.policy_ready
                     )
                 audit_ns, audit_pods = scenarios.start_audit(self, pushed)
-            # UPD's and BG-01's first steps, beside the signing (see signcheck.run.drift).
-            drifting = pool.submit(
-                drift.start,
-                self,
-                pushed,
-                scenario_images,
-                variants,
-                lambda refs: cosign.sign_all(main, refs, "legacy"),
-            )
-            signed_other.result()
-            compat = signed_rest.result() if signed_rest else {}
+            signing.verify_with_kms(cosign, main, pushed["signed"].by_digest)
+            sabotage = self.settings.sabotage
+            policy: dict[str, Any] = {}
+            name = self.policy_name
+            to_apply: list[dict[str, Any]] = []
+            if sabotage != "no-policy":
+                key = other.public_pem if sabotage == "other-key" else main.public_pem
+                if sabotage == "audit":
+                    policy = self.render_policy((key,), action="Audit", mutate_digest=False)
+                else:
+                    policy = self.render_policy((key,))
+                to_apply.append(policy)
+            to_apply += [
+                ref.doc
+                for v, ref in variants.items()
+                if v != "audit" and not drift.is_drift_variant(v)
+            ]
+            with self.phases.time("policy ready"):
+                # One wait for all: Kyverno configures its webhooks for them together. While
+                # UPD's Deployments are made: their namespaces carry a variant label no policy
+                # selects until `drift.arm`, so the policies may exist already.
+                cpol.apply_all(self.cluster, to_apply, self.settings.timeouts.policy_ready)
+            compat = signed_rest.result() if signed_rest else first.compat or {}
             drift_record = drifting.result()
-        signing.verify_with_kms(cosign, main, pushed["signed"].by_digest)
-        sabotage = self.settings.sabotage
-        policy: dict[str, Any] = {}
-        name = self.policy_name
-        to_apply: list[dict[str, Any]] = []
-        if sabotage != "no-policy":
-            key = other.public_pem if sabotage == "other-key" else main.public_pem
-            if sabotage == "audit":
-                policy = self.render_policy((key,), action="Audit", mutate_digest=False)
-            else:
-                policy = self.render_policy((key,))
-            to_apply.append(policy)
-        to_apply += [
-            ref.doc for v, ref in variants.items() if v != "audit" and not drift.is_drift_variant(v)
-        ]
-        with self.phases.time("policy ready"):
-            # One wait for all: Kyverno configures its webhooks for them together.
-            cpol.apply_all(self.cluster, to_apply, self.settings.timeouts.policy_ready)
         with ThreadPoolExecutor(max_workers=1) as pool:
             # Beside SEED-08's miniature run: both mostly wait on the API server and Kyverno.
             arming = pool.submit(drift.arm, self, drift_record, pushed, scenario_images)

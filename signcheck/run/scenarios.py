@@ -295,6 +295,7 @@ def _other_cosign(
         errors[f"tool:{tool}"] = f"{tool} is not available: {err.message}"
         return None
     other.extra_env = dict(like.extra_env)
+    other.nice = like.nice
     return other
 
 

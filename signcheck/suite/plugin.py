@@ -226,7 +226,8 @@ def pytest_report_teststatus(
     report: pytest.TestReport, config: pytest.Config
 ) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
     """`FINDING` and `ENVIRONMENT` on the terminal and in its final counts."""
-    names = {k for k, _ in report.user_properties}
+    # A collection error's report (CollectReport) has no user properties.
+    names = {k for k, _ in getattr(report, "user_properties", ())}
     if report.when == "call" and report.passed and "finding" in names:
         return "finding", "!", ("FINDING", {"yellow": True})
     if report.failed and report.when in ("setup", "call") and "environment_error" in names:
@@ -311,6 +312,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     # selftests) must not boot anything.
     if not any("target" in getattr(item, "fixturenames", ()) for item in session.items):
         return
+    run.needs_resources = any(
+        "run_state" in getattr(item, "fixturenames", ()) for item in session.items
+    )
     try:
         run.target()
     except SigncheckError as err:

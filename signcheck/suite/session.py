@@ -27,7 +27,7 @@ from signcheck.diagnose import posture
 from signcheck.errors import EnvironmentNotReady, SigncheckError
 from signcheck.report import timeline
 from signcheck.report.summary import RunSummary, now_iso, write_json
-from signcheck.run import claims, interrupts, removal, shared
+from signcheck.run import claims, interrupts, removal, shared, staging
 from signcheck.run.phases import Phases
 from signcheck.run.resources import RunResources, SessionState
 from signcheck.suite.options import settings_from
@@ -88,6 +88,9 @@ class SigncheckRun:
         self.finished = False
         self.catalogue = True
         """Whether the selected tests need the scenarios' resources beyond the seed's."""
+        self.needs_resources = False
+        """Whether a selected test needs the session resources (set before the boot)."""
+        self._stager: staging.Stager | None = None
         self.restore_sigterm: Callable[[], None] = lambda: None
         self._announced: set[str] = set()
         self._decided_exit: int | None = None
@@ -122,8 +125,14 @@ class SigncheckRun:
             if needed := providers.tools_before_boot(self.settings):
                 with self.phases.time("tools"):
                     gobuild.ensure(needed)
+            serial = not self.config.pluginmanager.has_plugin("dsession")
+            on_registry = None
+            if staging.wanted(self.settings, serial=serial, needs_resources=self.needs_resources):
+                self._stager = staging.Stager(self.settings, self.run_id, self.run_dir, self.phases)
+                self._stager.catalogue = self.catalogue
+                on_registry = self._stager.start
             with self.phases.time("environment boot"):
-                provider = providers.provider(self.settings, self.run_id, self.run_dir)
+                provider = providers.provider(self.settings, self.run_id, self.run_dir, on_registry)
                 target = self._stack.enter_context(provider)
         except SigncheckError as err:
             self._boot_error = err
@@ -155,11 +164,14 @@ class SigncheckRun:
     def state(self) -> SessionState:
         if self._state is None:
             res = self.resources()
+            stager = self._stager
+
+            def create() -> dict[str, Any]:
+                staged = stager.take(self.catalogue) if stager else None
+                return res.create(catalogue=self.catalogue, staged=staged)
+
             data = shared.once(
-                self.run_dir,
-                "resources",
-                lambda: res.create(catalogue=self.catalogue),
-                self.settings.timeouts.shared_setup,
+                self.run_dir, "resources", create, self.settings.timeouts.shared_setup
             )
             self._state = SessionState.from_dict(data)
         return self._state
@@ -189,6 +201,8 @@ class SigncheckRun:
         self._decided_exit = exit_code
         with interrupts.finishing(announce):
             self._finish()
+            if self._stager is not None:
+                self._stager.settle(self.settings.timeouts.cosign)
         self.finished = True
         if self.claim is not None:
             self.claim.release()

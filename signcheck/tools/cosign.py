@@ -162,6 +162,9 @@ class Cosign:
         self.major = int(version.lstrip("v").split(".", 1)[0])
         self.extra_env: dict[str, str] = {}
         """KMS credentials for cosign's provider (VAULT_TOKEN, YC_IAM_TOKEN...): secret."""
+        self.nice = 0
+        """Added to each cosign process's niceness: signing staged during the boot runs on
+        the CPU the boot leaves idle (`signcheck.run.staging`)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self._docker_dir = workdir / "docker"
         self._docker_dir.mkdir(mode=0o700, exist_ok=True)
@@ -178,6 +181,9 @@ class Cosign:
         return cls(binary, reported, registry, workdir, timeout)
 
     # -- plumbing ---------------------------------------------------------------------
+
+    def _lower_priority(self) -> None:
+        os.nice(self.nice)
 
     def _env(self, password: str | None, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {
@@ -225,6 +231,7 @@ class Cosign:
                 text=True,
                 timeout=self.timeout,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=self._lower_priority if self.nice else None,
             )
         except subprocess.TimeoutExpired as err:
             raise ToolError(
