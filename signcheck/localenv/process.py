@@ -260,13 +260,18 @@ class ManagedProcess:
         return EnvironmentNotReady(f"{self.name} failed to start: it {how}", "\n".join(parts))
 
     def stop(self, timeout: float | None = None) -> str:
-        """SIGTERM the process group, wait, then SIGKILL. Safe to call again."""
+        """SIGTERM the process group, wait, then SIGKILL (at once when `timeout` is 0). Safe
+        to call again."""
         proc = self._proc
         if proc is None:
             return "never started"
         timeout = self.stop_timeout if timeout is None else timeout
         outcome = "not running"
-        if proc.poll() is None:
+        if proc.poll() is None and timeout <= 0:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            outcome = "killed"
+        elif proc.poll() is None:
             _signal_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout)

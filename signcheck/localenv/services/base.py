@@ -49,6 +49,10 @@ class Service:
     def ready(self) -> Probe | None:
         return None
 
+    stop_grace: float | None = None
+    """Seconds between SIGTERM and SIGKILL when the environment stops (None: the `stop`
+    timeout; 0: SIGKILL at once)."""
+
     ready_timeout_name = "service_ready"
     """The `Timeouts` field that bounds this service's start."""
 
@@ -69,7 +73,7 @@ class Service:
             ready=self.ready(),
             ready_timeout=self.ready_timeout(),
             ready_timeout_name=self.ready_timeout_name,
-            stop_timeout=self.timeouts.stop,
+            stop_timeout=self.timeouts.stop if self.stop_grace is None else self.stop_grace,
             poll_interval=self.timeouts.poll_interval,
         )
         return self.process
