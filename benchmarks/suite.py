@@ -3,6 +3,12 @@ under `pytest -n 2`, each a whole `pytest` process (boot to teardown), with the 
 breakdown and the time spent waiting taken from the run's own summary.json.
 
     python -m benchmarks.suite [--runs 3] [--which seed,full] [--modes serial,n2]
+    python -m benchmarks.suite --against REV [--runs 3] [--which full] [--modes serial]
+
+`--against REV` runs each cell of this checkout and of git revision REV (a temporary
+worktree) alternately, A B A B, and prints both medians and their ratio: this machine's
+speed drifts by a quarter within an hour, so a figure is compared only with one taken in
+the same stretch of time.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +31,7 @@ MODES = {"serial": [], "n2": ["-n", "2"], "real": ["--nodes", "real"]}
 """serial and -n 2 on kwok's fake nodes; real: serial on a real node (root)."""
 
 
-def run_once(paths: list[str], extra: list[str]) -> dict[str, Any]:
+def run_once(paths: list[str], extra: list[str], cwd: Path = ROOT) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as reports:
         argv = [
             sys.executable,
@@ -38,7 +46,7 @@ def run_once(paths: list[str], extra: list[str]) -> dict[str, Any]:
             *extra,
         ]
         start = time.perf_counter()
-        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
         wall = time.perf_counter() - start
         summary_path = Path(reports) / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
@@ -77,6 +85,44 @@ def measure(which: list[str], modes: list[str], runs: int) -> dict[str, Any]:
     return out
 
 
+@contextmanager
+def worktree(rev: str) -> Iterator[Path]:
+    """`rev` checked out beside this one (`python -m pytest` run there imports that
+    checkout's signcheck: the working directory comes first on sys.path)."""
+    with tempfile.TemporaryDirectory(prefix="signcheck-against-") as tmp:
+        path = Path(tmp) / "tree"
+        git = ["git", "-C", str(ROOT)]
+        subprocess.run([*git, "worktree", "add", "--detach", str(path), rev], check=True)
+        try:
+            yield path
+        finally:
+            subprocess.run([*git, "worktree", "remove", "--force", str(path)], check=False)
+
+
+def compare(rev: str, which: list[str], modes: list[str], runs: int) -> dict[str, Any]:
+    """Each cell of this checkout (`here`) and of `rev`, alternately."""
+    suites = {"seed": SEED_TESTS, "full": ["tests"]}
+    out: dict[str, Any] = {"against": rev}
+    with worktree(rev) as other:
+        for name in which:
+            for mode in modes:
+                samples: dict[str, list[dict[str, Any]]] = {"here": [], rev: []}
+                for _ in range(runs):
+                    for label, cwd in (("here", ROOT), (rev, other)):
+                        sample = run_once(suites[name], MODES[mode], cwd)
+                        print(f"{name}/{mode} {label}: {sample['wall_seconds']} s", flush=True)
+                        samples[label].append(sample)
+                medians = {
+                    k: statistics.median(s["wall_seconds"] for s in v) for k, v in samples.items()
+                }
+                out[f"{name}/{mode}"] = {
+                    "median_s": medians,
+                    "ratio_here_to_against": round(medians["here"] / medians[rev], 2),
+                    "runs": samples,
+                }
+    return out
+
+
 def print_table(results: dict[str, Any]) -> None:
     print(f"{'suite':<14} {'median s':>9} {'min':>7} {'max':>7}  result / phases (last run)")
     for key, cell in results.items():
@@ -97,7 +143,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--which", default="seed,full")
     parser.add_argument("--modes", default="serial,n2", help="serial, n2, real")
+    parser.add_argument(
+        "--against", metavar="REV", help="also run git revision REV, alternately (A B A B)"
+    )
     args = parser.parse_args(argv)
+    if args.against:
+        results = compare(args.against, args.which.split(","), args.modes.split(","), args.runs)
+        for key, cell in results.items():
+            if isinstance(cell, dict):
+                print(f"{key}: {cell['median_s']} (ratio {cell['ratio_here_to_against']})")
+        return results
     results = measure(args.which.split(","), args.modes.split(","), args.runs)
     print_table(results)
     return results
