@@ -241,3 +241,18 @@ go = "1.21.0"
 overlay = { "pkg/x/fix.go" = "overlays/chainsaw_module_path.go" }
 binaries.demo = { package = "example.com/demo/cmd/demo", probe = ["--version"] }
 """
+
+
+def test_a_reader_that_goes_away_ends_the_cli_quietly(fake_pins: Path) -> None:
+    """`signcheck tools list | head -1`: the pipe closes under the CLI; no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "signcheck", "tools", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has started: its first write meets no reader
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
