@@ -22,6 +22,13 @@ _BLOCKED = re.compile(
 # Kyverno >= 1.15 says "failed to verify image", older releases "failed to verify signature
 # for" (the seed's wording); the reference never contains ": ", so a lazy match stops there.
 _VERIFY = re.compile(r"failed to verify (?:image|signature for) (?P<image>\S+?):\s+(?P<rest>.*)")
+# A verifyImages rule's `attestations` failed (pkg/engine/internal/imageverifier.go): the
+# whole text is the reason; it names the image only when a predicate's conditions failed.
+_ATTESTATIONS = re.compile(r"^image attestations verification failed, ")
+_ATTESTED_IMAGE = re.compile(
+    r"(?P<path>\.attestations\[\d+\]\S*): attestation checks failed for (?P<image>\S+) and "
+    r"predicate"
+)
 _ATTESTOR = re.compile(r"^(?P<path>\.attestors\[\d+\](?:\.[\w]+(?:\[\d+\])?)*):\s*(?P<reason>.*)$")
 # ImageValidatingPolicy: "Policy <name> failed: <message>" (a validation said no) or
 # "Policy <name> error: <error>" (it could not be evaluated, e.g. the registry refused).
@@ -270,7 +277,10 @@ def parse_denial(message: str, code: int = 400, image: str | None = None) -> Den
     policy, rule, text = chosen
     img = reason = attestor = None
     reason = text
-    if v := _VERIFY.search(text):
+    if _ATTESTATIONS.match(text):
+        if named := _ATTESTED_IMAGE.search(text):
+            img, attestor = named.group("image"), named.group("path")
+    elif v := _VERIFY.search(text):
         img, reason = v.group("image"), v.group("rest")
         if a := _ATTESTOR.match(reason):
             attestor, reason = a.group("path"), a.group("reason")

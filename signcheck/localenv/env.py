@@ -18,6 +18,7 @@ from types import TracebackType
 
 from kubernetes.client.exceptions import ApiException
 
+from signcheck import target as targetlib
 from signcheck.clients.oci import OciClient
 from signcheck.errors import EnvironmentNotReady, SigncheckError, ToolNotFound
 from signcheck.localenv import crds as crdlib
@@ -44,8 +45,6 @@ from signcheck.localenv.services.registry import Registry
 from signcheck.localenv.snapshot import ensure_seed
 from signcheck.localenv.spec import EnvSpec
 from signcheck.localenv.state import EnvState, OwnerLock, new_state, remove_run_dir
-from signcheck.target import Registry as RegistryTarget
-from signcheck.target import new_run_id
 from signcheck.tools import pins
 from signcheck.wait import wait_for
 
@@ -59,10 +58,9 @@ TOOLS = (
     "kyverno",
     "reports-controller",
 )
-#: Stop order: each tier stops together. Kyverno's webhooks are deleted before any of it.
-#: The apiserver and its clients go at once: nothing reads the cluster after this, and
-#: Kyverno and the apiserver each take about a second of graceful shutdown (one after the
-#: other, half of the teardown). The store goes last, so no write is cut off mid-way.
+#: Stop order: each tier together, after Kyverno's webhooks are deleted. The apiserver and
+#: its clients go at once (nothing reads the cluster after this; the apiserver and Kyverno are
+#: killed, see `Service.stop_grace`); the store goes last, so no write is cut off mid-way.
 STOP_TIERS = (
     (
         "kyverno",
@@ -102,7 +100,7 @@ class LocalEnv:
         self.settings = settings or EnvSpec()
         self.timeouts = self.settings.timeouts
         self.owner_kind = owner_kind
-        self.run_id = self.settings.run_id or new_run_id()
+        self.run_id = self.settings.run_id or targetlib.new_run_id()
         self.run_dir = self.settings.runs_root / self.run_id
         self.services: dict[str, Service] = {}
         self.state: EnvState | None = None
@@ -119,9 +117,7 @@ class LocalEnv:
         self.boot_seconds: float | None = None
         #: Seconds per boot phase and per teardown step, for benchmarks and slow-boot reports.
         self.timings: dict[str, float] = {}
-        self.on_registry: Callable[[RegistryTarget], None] | None = None
-        """Called from the boot as soon as the registry answers (the suite starts pushing and
-        signing then, while the rest boots; see `signcheck.run.staging`)."""
+        self.on_registry: Callable[[targetlib.Registry], None] | None = None  # see staging
         self._last_mark = time.monotonic()
 
     # -- public ------------------------------------------------------------------------
@@ -289,7 +285,7 @@ class LocalEnv:
         for proc in first:
             proc.wait_ready()
         self._mark("registry + etcd")
-        if self.on_registry is not None:
+        if self.on_registry:
             self.on_registry(registry.as_target())
 
         advertise = self.world.ns.addresses.bridge_ip if self.world is not None else None

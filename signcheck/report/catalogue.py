@@ -33,6 +33,7 @@ GROUPS = {
     "COMPAT": "Signature formats (compatibility)",
     "PRIV": "Private registry",
     "IDX": "Multi-platform image indexes",
+    "ATT": "Attestations (vulnerability scan)",
     "PULL": "Pull secrets on the pod",
     "EXC": "Policy exceptions",
     "UPD": "Updates and controllers",

@@ -10,6 +10,8 @@ is applied once per session and every test picks one by the namespace it asks fo
 
 from __future__ import annotations
 
+import datetime
+import json
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -18,7 +20,7 @@ from typing import Any, Literal
 from signcheck.artefacts import faultproxy, indexes
 from signcheck.clients import k8s, oci
 from signcheck.errors import SigncheckError
-from signcheck.kyverno import cpol, ivpol
+from signcheck.kyverno import attestations, cpol, ivpol
 from signcheck.kyverno.cpol import VARIANT_LABEL
 from signcheck.report.summary import admission_record
 from signcheck.run import background
@@ -45,8 +47,18 @@ IMAGES = (
     "fmt-cosign-v3-bundle",
     "exc-unsigned-b",
     background.REVOKED,
+    *(f"att-{case}" for case in ("compliant", "missing", "critical", "otherkey", "stale")),
 )
 """Images the scenarios push, one repository each under the run's path."""
+
+ATTESTED: dict[str, tuple[str, int, int]] = {
+    "att-compliant": ("main", 0, 0),
+    "att-critical": ("main", 2, 0),
+    "att-otherkey": ("other", 0, 0),
+    "att-stale": ("main", 0, attestations.STALE_DAYS),
+}
+"""ATT's images: role -> (the key that attests, critical findings, days since the scan).
+Every ATT image is signed with the run's key; `att-missing` is not attested."""
 
 OUTSIDE = "outside"
 """An unsigned image in a repository outside every policy's `imageReferences`."""
@@ -138,6 +150,13 @@ VARIANTS: dict[str, Variant] = {
             f"({faultproxy.POLICY_TIMEOUT_SECONDS} s) shorter than the slow registry's delay",
         ),
         *(Variant(name, api, about) for name, (api, about, _) in background.VARIANTS.items()),
+        Variant(
+            "attest",
+            "cpol",
+            "the seed's rule also requiring a vuln attestation signed by the run's key: no "
+            f"critical finding, scan at most {attestations.MAX_AGE_HOURS}h old",
+        ),
+        Variant("ivpol-attest", "ivpol", "the same as an ImageValidatingPolicy"),
     )
 }
 
@@ -157,6 +176,8 @@ SIGNED_WITH_MAIN = (
     "tamper-cpol",
     "tamper-ivpol",
     *indexes.SIGNED,
+    "att-missing",
+    *ATTESTED,
 )
 
 
@@ -266,8 +287,19 @@ def sign_images(
         signer, key, fmt, references = batch
         signer.sign_all(key, references, fmt)
 
+    def attest(role: str) -> None:
+        key, critical, days = ATTESTED[role]
+        finished = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+        predicate = res.target.run_dir / "attestations" / f"{role}.json"
+        predicate.parent.mkdir(parents=True, exist_ok=True)
+        predicate.write_text(json.dumps(attestations.vuln_predicate(critical, finished)))
+        cosign.attest(keys[key], images[role].by_digest, predicate, "vuln")
+
     with ThreadPoolExecutor(max_workers=4) as pool:
+        # Attested after the images are signed: an attestation does not need the signature,
+        # but a policy checks the signature first.
         list(pool.map(sign, batches))
+        list(pool.map(attest, ATTESTED))
     storage = {role: res.registry.tags(images[role].repository) for role in FORMATS}
     return {
         "referrers_api": res.registry.has_referrers_api(images["fmt-cosign-v3-bundle"]),
@@ -344,6 +376,12 @@ def variant_policies(
     }
     for name, (api, _, extra) in background.VARIANTS.items():
         (cpol_overrides if api == "cpol" else iv)[name] = extra
+    cpol_overrides["attest"] = {}
+    iv["ivpol-attest"] = {}
+    then = {
+        "attest": attestations.require_vuln_scan_cpol,
+        "ivpol-attest": attestations.require_vuln_scan_ivpol,
+    }
     creds = ivpol.credentials_for(
         target.versions.get("kyverno"), registry_requires_auth, insecure, PULL_SECRET
     )
@@ -363,6 +401,7 @@ def variant_policies(
                     **overrides,
                 )
             )
+            doc = then[name](doc) if name in then else doc
             refs[name] = PolicyRef(name, "ClusterPolicy", pname, "check-image", doc)
         else:
             overrides = {"public_keys": keys, "image_references": glob, **legacy, **iv[name]}
@@ -374,6 +413,7 @@ def variant_policies(
                     **overrides,
                 )
             )
+            doc = then[name](doc) if name in then else doc
             refs[name] = PolicyRef(name, "ImageValidatingPolicy", pname, None, doc)
     return refs
 

@@ -126,25 +126,28 @@ def denied(
     *,
     policy: str,
     rule: str | None,
-    image: str,
+    image: str | None,
     reason: str,
     webhook: str = WEBHOOK,
     policy_kind: str = "ClusterPolicy",
 ) -> Denied:
     """The denial names `webhook`, `policy`, `rule` and `image`, and its reason starts with
     `reason`. An ImageValidatingPolicy's denial has no rule and names the image inside its
-    message (`rule=None`: the image is looked for in the reason). Admitted instead, the
-    failure says what the live `policy_kind` `policy` holds."""
+    message (`rule=None`: the image is looked for in the reason). `image=None`: a denial
+    Kyverno words without the image (a ClusterPolicy's attestation count). Admitted instead,
+    the failure says what the live `policy_kind` `policy` holds."""
     if isinstance(result, Admitted):
-        found = livecheck.explain(_CLUSTER.get(), policy_kind, policy, image)
+        found = livecheck.explain(_CLUSTER.get(), policy_kind, policy, image or "")
         raise AssertionError(f"{what} was ADMITTED but must be denied. {found}.")
     _environment(result, what)
     got_reason = normalise(result.reason or "")
     problems = []
     checks = [("webhook", webhook, result.webhook), ("policy", policy, result.policy)]
     if rule is not None:
-        checks += [("rule", rule, result.rule), ("image", image, result.image)]
-    elif image not in (result.reason or ""):
+        checks.append(("rule", rule, result.rule))
+        if image is not None:
+            checks.append(("image", image, result.image))
+    elif image is not None and image not in (result.reason or ""):
         problems.append(f"image: expected {image!r} in the reason, got {result.reason!r}")
     for field, want, got in checks:
         if want != got:
@@ -165,7 +168,7 @@ def denied_by(
     what: str,
     policy: PolicyRef,
     *,
-    image: str,
+    image: str | None,
     reason: str,
     kind: str = "Pod",
 ) -> Denied:

@@ -291,6 +291,27 @@ class Cosign:
         references = [reference] if isinstance(reference, str) else list(reference)
         return [*args, *references]
 
+    def attest(self, key: KeyPair, reference: str, predicate: Path, predicate_type: str) -> Result:
+        """`cosign attest`: an in-toto statement of `predicate_type` about `reference` (a
+        digest), signed with `key`, stored as cosign's legacy `sha256-<hex>.att` tag (the
+        form a ClusterPolicy's `attestations` reads); no transparency log, as offline."""
+        if "@sha256:" not in reference:
+            raise ValueError(f"attest a digest, not a tag: {reference}")
+        args = [
+            "attest",
+            "--key",
+            key.key_ref,
+            "--type",
+            predicate_type,
+            "--predicate",
+            str(predicate),
+            "--tlog-upload=false",
+            *self._registry_flags(),
+        ]
+        if self.major >= 3:
+            args += ["--new-bundle-format=false", "--use-signing-config=false"]
+        return self._check("attest", self.run([*args, reference], key.password, env=key.env))
+
     def sign(self, key: KeyPair, reference: str, fmt: SignatureFormat = "legacy") -> Result:
         """Sign `reference` (always `repo@sha256:...`: signing a tag signs whatever the tag
         points to at that moment, which is exactly the race a conformance suite must avoid)."""
