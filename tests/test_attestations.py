@@ -15,9 +15,12 @@ that as a finding and the twin's negative cases cannot be judged beside a refuse
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from fixtures.types import Admit, MakeNamespace, PolicyOf
+from signcheck.artefacts import forge
 from signcheck.clients import admission, k8s, oci
 from signcheck.clients.admission import Admission
 from signcheck.kyverno import attestations, ivpol
@@ -129,6 +132,12 @@ DENIALS = {
         False,
     ),
     "stale": ("att-stale", CPOL_FAILED + "error: ", attestations.IVPOL_STALE, True),
+    "tampered": (
+        "att-tampered",
+        CPOL_FAILED + "error: no matching attestations: accepted signatures do not match",
+        None,
+        False,
+    ),
 }
 
 
@@ -245,3 +254,39 @@ def test_stale_scan_denied(
     """A clean scan from last month says nothing about today's vulnerabilities."""
     ns = make_namespace(VARIANT[api])
     _denied("stale", api, ns, admit, scenarios, policy_of, target, attestations.STALE_MESSAGE)
+
+
+@pytest.mark.scenario(
+    "ATT-06",
+    step="Edit the statement of an attestation that reports 2 critical vulnerabilities to "
+    "report 0, keeping its DSSE signature (an attacker with push rights, no key)",
+    expect="denied: the envelope's signature no longer matches the statement: 'no matching "
+    "attestations: accepted signatures do not match threshold' (cpol) / 'no verified vuln "
+    "attestation for <image>' (ivpol), beside the attested image admitted",
+    versions=IVPOL_BEFORE_1_19,
+)
+@API
+def test_tampered_attestation_denied(
+    api: str,
+    make_namespace: MakeNamespace,
+    admit: Admit,
+    scenarios: Scenarios,
+    registry_client: oci.OciClient,
+    policy_of: PolicyOf,
+    target: Target,
+) -> None:
+    """The signature covers the statement: a failing scan cannot be rewritten into a
+    passing one."""
+    ns = make_namespace(VARIANT[api])
+    victim = scenarios.images["att-tampered"]
+
+    def clean(statement: dict[str, Any]) -> None:
+        statement["predicate"]["scanner"]["result"]["summary"]["critical"] = 0
+
+    # Both APIs' cases share the image: the first to run tampers, the second finds it done.
+    stored = forge.attestation_statement(registry_client, victim)
+    if stored["predicate"]["scanner"]["result"]["summary"]["critical"] != 0:
+        forge.tamper_attestation(registry_client, victim, clean)
+        stored = forge.attestation_statement(registry_client, victim)
+    assert stored["predicate"]["scanner"]["result"]["summary"]["critical"] == 0, stored
+    _denied("tampered", api, ns, admit, scenarios, policy_of, target)

@@ -6,11 +6,14 @@ through the OCI distribution API only, with no signing key.
 - `copy_signature`: copy image A's `sha256-<A>.sig` manifest and its blobs to image B's
   signature tag, so B appears to carry A's valid signature;
 - `tamper_signature`: rewrite the simple-signing payload of an image's signature, keeping
-  the signature itself (so it no longer matches what it signs).
+  the signature itself (so it no longer matches what it signs);
+- `tamper_attestation`: rewrite the in-toto statement inside an attestation's DSSE envelope,
+  keeping the envelope's signature (a failing scan turned into a passing one).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 from collections.abc import Callable
@@ -75,3 +78,42 @@ def tamper_signature(
         image.repository, tag, json.dumps(manifest, separators=(",", ":")).encode(), media_type
     )
     return payload
+
+
+def attestation_tag(digest: str) -> str:
+    """cosign's legacy tag for an image's attestations: `sha256-<hex>.att`."""
+    return signature_tag(digest).removesuffix(".sig") + ".att"
+
+
+def tamper_attestation(
+    client: OciClient, image: PushedImage, edit: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Rewrite the statement of `image`'s (first) attestation with `edit`, keep the DSSE
+    envelope's signature, and store the result at the same tag. Returns the tampered
+    statement."""
+    tag = attestation_tag(image.digest)
+    raw, media_type, _ = client.manifest(image.repository, tag)
+    manifest = json.loads(raw)
+    layer = manifest["layers"][0]
+    envelope: dict[str, Any] = json.loads(client.blob(image.repository, layer["digest"]))
+    statement: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))
+    edit(statement)
+    envelope["payload"] = base64.b64encode(
+        json.dumps(statement, separators=(",", ":")).encode()
+    ).decode()
+    data = json.dumps(envelope, separators=(",", ":")).encode()
+    blob = client.push_blob(image.repository, layer["mediaType"], data)
+    layer["digest"], layer["size"] = blob.digest, len(data)
+    client.put_manifest(
+        image.repository, tag, json.dumps(manifest, separators=(",", ":")).encode(), media_type
+    )
+    return statement
+
+
+def attestation_statement(client: OciClient, image: PushedImage) -> dict[str, Any]:
+    """The in-toto statement of `image`'s (first) attestation, as stored."""
+    raw, _, _ = client.manifest(image.repository, attestation_tag(image.digest))
+    layer = json.loads(raw)["layers"][0]
+    envelope = json.loads(client.blob(image.repository, layer["digest"]))
+    statement: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))
+    return statement

@@ -47,7 +47,7 @@ IMAGES = (
     "fmt-cosign-v3-bundle",
     "exc-unsigned-b",
     background.REVOKED,
-    *(f"att-{case}" for case in ("compliant", "missing", "critical", "otherkey", "stale")),
+    *(f"att-{c}" for c in ("compliant", "missing", "critical", "otherkey", "stale", "tampered")),
 )
 """Images the scenarios push, one repository each under the run's path."""
 
@@ -56,9 +56,11 @@ ATTESTED: dict[str, tuple[str, int, int]] = {
     "att-critical": ("main", 2, 0),
     "att-otherkey": ("other", 0, 0),
     "att-stale": ("main", 0, attestations.STALE_DAYS),
+    "att-tampered": ("main", 2, 0),
 }
 """ATT's images: role -> (the key that attests, critical findings, days since the scan).
-Every ATT image is signed with the run's key; `att-missing` is not attested."""
+Every ATT image is signed with the run's key; `att-missing` is not attested, `att-tampered`'s
+statement is edited by ATT-06."""
 
 OUTSIDE = "outside"
 """An unsigned image in a repository outside every policy's `imageReferences`."""
