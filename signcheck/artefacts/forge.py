@@ -60,24 +60,36 @@ def copy_signature(client: OciClient, source: PushedImage, target: PushedImage) 
     )
 
 
+def _rewrite_first_layer(
+    client: OciClient, repository: str, tag: str, rewrite: Callable[[bytes], bytes]
+) -> None:
+    """Replace the first layer of the manifest at `tag` with `rewrite(layer)`, as a push
+    with no key can: a new blob, the manifest pointing at it, stored at the same tag."""
+    raw, media_type, _ = client.manifest(repository, tag)
+    manifest = json.loads(raw)
+    layer = manifest["layers"][0]
+    data = rewrite(client.blob(repository, layer["digest"]))
+    blob = client.push_blob(repository, layer["mediaType"], data)
+    layer["digest"], layer["size"] = blob.digest, len(data)
+    client.put_manifest(
+        repository, tag, json.dumps(manifest, separators=(",", ":")).encode(), media_type
+    )
+
+
 def tamper_signature(
     client: OciClient, image: PushedImage, edit: Callable[[dict[str, Any]], None]
 ) -> dict[str, Any]:
     """Rewrite the payload of `image`'s signature with `edit`, keep the signature annotation
     and store the result at the same tag. Returns the tampered payload."""
-    tag = signature_tag(image.digest)
-    raw, media_type, _ = client.manifest(image.repository, tag)
-    manifest = json.loads(raw)
-    layer = manifest["layers"][0]
-    payload: dict[str, Any] = json.loads(client.blob(image.repository, layer["digest"]))
-    edit(payload)
-    data = json.dumps(payload, separators=(",", ":")).encode()
-    blob = client.push_blob(image.repository, layer["mediaType"], data)
-    layer["digest"], layer["size"] = blob.digest, len(data)
-    client.put_manifest(
-        image.repository, tag, json.dumps(manifest, separators=(",", ":")).encode(), media_type
-    )
-    return payload
+    edited: dict[str, Any] = {}
+
+    def rewrite(blob: bytes) -> bytes:
+        edited.update(json.loads(blob))
+        edit(edited)
+        return json.dumps(edited, separators=(",", ":")).encode()
+
+    _rewrite_first_layer(client, image.repository, signature_tag(image.digest), rewrite)
+    return edited
 
 
 def attestation_tag(digest: str) -> str:
@@ -91,23 +103,18 @@ def tamper_attestation(
     """Rewrite the statement of `image`'s (first) attestation with `edit`, keep the DSSE
     envelope's signature, and store the result at the same tag. Returns the tampered
     statement."""
-    tag = attestation_tag(image.digest)
-    raw, media_type, _ = client.manifest(image.repository, tag)
-    manifest = json.loads(raw)
-    layer = manifest["layers"][0]
-    envelope: dict[str, Any] = json.loads(client.blob(image.repository, layer["digest"]))
-    statement: dict[str, Any] = json.loads(base64.b64decode(envelope["payload"]))
-    edit(statement)
-    envelope["payload"] = base64.b64encode(
-        json.dumps(statement, separators=(",", ":")).encode()
-    ).decode()
-    data = json.dumps(envelope, separators=(",", ":")).encode()
-    blob = client.push_blob(image.repository, layer["mediaType"], data)
-    layer["digest"], layer["size"] = blob.digest, len(data)
-    client.put_manifest(
-        image.repository, tag, json.dumps(manifest, separators=(",", ":")).encode(), media_type
-    )
-    return statement
+    edited: dict[str, Any] = {}
+
+    def rewrite(blob: bytes) -> bytes:
+        envelope = json.loads(blob)
+        edited.update(json.loads(base64.b64decode(envelope["payload"])))
+        edit(edited)
+        statement = json.dumps(edited, separators=(",", ":")).encode()
+        envelope["payload"] = base64.b64encode(statement).decode()
+        return json.dumps(envelope, separators=(",", ":")).encode()
+
+    _rewrite_first_layer(client, image.repository, attestation_tag(image.digest), rewrite)
+    return edited
 
 
 def attestation_statement(client: OciClient, image: PushedImage) -> dict[str, Any]:
