@@ -33,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+        # Flushed here, where a reader that went away is handled below (a block-buffered
+        # stdout would otherwise meet the closed pipe only at exit, as "Exception ignored").
+        sys.stdout.flush()
         return code
     except SigncheckError as err:
         if os.environ.get("SIGNCHECK_DEBUG"):
