@@ -13,6 +13,8 @@ import copy
 import datetime
 from typing import Any
 
+from signcheck.kyverno import ivpol
+
 VULN_TYPE = "https://cosign.sigstore.dev/attestation/vuln/v1"
 """The in-toto predicate type `cosign attest --type vuln` writes."""
 
@@ -82,7 +84,7 @@ def require_vuln_scan_ivpol(doc: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(doc)
     body = out["spec"]
     attestors = ", ".join(f"attestors.{a['name']}" for a in body["attestors"])
-    images = "images.containers + images.initContainers + images.ephemeralContainers"
+    images = ivpol.ALL_IMAGES
     body["attestations"] = [{"name": "vuln", "intoto": {"type": VULN_TYPE}}]
     payload = "extractPayload(image, attestations.vuln)"
     attested = "!(image in variables.unattested)"

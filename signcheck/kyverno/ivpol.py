@@ -71,6 +71,10 @@ class IvpolSpec:
     controller's RBAC on the matched resources."""
 
 
+ALL_IMAGES = "images.containers + images.initContainers + images.ephemeralContainers"
+"""Every image of a pod, as a CEL expression over the policy's `images`."""
+
+
 def attestor_names(count: int) -> list[str]:
     return ["cosign" if i == 0 else f"cosign{i + 1}" for i in range(count)]
 
@@ -83,11 +87,7 @@ def render(spec: IvpolSpec) -> dict[str, Any]:
         if spec.offline:
             cosign["ctlog"] = {"insecureIgnoreTlog": True, "insecureIgnoreSCT": True}
         attestors.append({"name": name, "cosign": cosign})
-    checked = (
-        "images.containers"
-        if spec.checks == "containers"
-        else "images.containers + images.initContainers + images.ephemeralContainers"
-    )
+    checked = "images.containers" if spec.checks == "containers" else ALL_IMAGES
     attestor_list = ", ".join(f"attestors.{n}" for n in names)
     resources = ["pods", "pods/ephemeralcontainers"] if spec.ephemeral else ["pods"]
     match: dict[str, Any] = {

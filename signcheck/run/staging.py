@@ -2,9 +2,11 @@
 
 Pushing the images and signing them (key pairs and a decryption per signed digest, all
 scrypt) is the longest CPU-bound step of the session setup, and it needs only the registry.
-The local environment's registry answers a second into the boot, which then mostly waits
-on the API server and Kyverno, so the owner starts `RunResources.stage` in a thread as soon
-as the registry is ready and `RunResources.create` picks the result up.
+The local environment's registry answers a second into the boot, so the owner starts
+`RunResources.stage` in a thread then and `RunResources.create` picks the result up. Where
+the boot mostly waits (a real node: Helm, Kyverno's pods) the signing disappears from the
+run's time; where the boot is itself CPU-bound (kwok on two cores) it takes about as much
+longer as the signing saves.
 
 Only where the process that boots is the one that creates the resources (a serial run:
 under xdist a worker creates them, and key passwords never leave the process that made
