@@ -55,8 +55,8 @@ TOOLS = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
-    "kyverno",
-    "reports-controller",
+    *("kyverno", "reports-controller"),
+    "fulcio",  # not a service: KEY-*'s signing starts it (signcheck.run.keyless)
 )
 #: Stop order: each tier together, after Kyverno's webhooks are deleted. The apiserver and
 #: its clients go at once (nothing reads the cluster after this; the apiserver and Kyverno are

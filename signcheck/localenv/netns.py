@@ -47,6 +47,19 @@ def missing_tools() -> list[str]:
     return [t for t in REQUIRED if shutil.which(t) is None]
 
 
+def entered(pid: int) -> bool:
+    """Probe: the holder `pid` (`unshare ... sleep`) is in namespaces of its own. unshare execs
+    sleep once they exist: until then its net namespace is still ours."""
+    try:
+        mine = Path("/proc/self/ns/net").readlink()
+        theirs = Path(f"/proc/{pid}/ns/net").readlink()
+    except OSError as err:
+        raise NotYet(f"no namespace yet: {err}") from err
+    if mine == theirs:
+        raise NotYet("unshare has not entered the new namespaces yet")
+    return True
+
+
 class NetNs:
     """`with NetNs(run_dir) as ns: ns.run(["ip", "addr"]); ns.prefix + argv`."""
 
@@ -87,17 +100,7 @@ class NetNs:
         self._configure()
 
     def _entered(self) -> bool:
-        # unshare execs sleep once the namespaces exist: until then the holder's net
-        # namespace is still ours.
-        pid = self.pid
-        try:
-            mine = Path("/proc/self/ns/net").readlink()
-            theirs = Path(f"/proc/{pid}/ns/net").readlink()
-        except OSError as err:
-            raise NotYet(f"no namespace yet: {err}") from err
-        if mine == theirs:
-            raise NotYet("unshare has not entered the new namespaces yet")
-        return True
+        return entered(self.pid)
 
     def stop(self) -> None:
         if self.holder is not None:

@@ -34,6 +34,7 @@ GROUPS = {
     "PRIV": "Private registry",
     "IDX": "Multi-platform image indexes",
     "ATT": "Attestations (vulnerability scan)",
+    "KEY": "Keyless signatures (identities)",
     "PULL": "Pull secrets on the pod",
     "EXC": "Policy exceptions",
     "UPD": "Updates and controllers",

@@ -43,7 +43,7 @@ def collect(
         parts.append((f"events in namespace {namespace}", lambda: _events(cluster, namespace)))
     if policy_name:
         parts.append((f"policy {policy_name} status", lambda: _policy_status(cluster, policy_name)))
-    parts.append(("Kyverno log", lambda: _kyverno_log(target, cluster, namespace, since)))
+    parts.append(("Kyverno log", lambda: kyverno_log(target, cluster, namespace, since)))
     parts.append(("Kyverno webhook configurations", lambda: _webhooks(cluster)))
     out = []
     for title, make in parts:
@@ -96,7 +96,7 @@ def _clip(lines: list[str]) -> str:
     return "\n".join(ln if len(ln) <= LINE_CHARS else ln[:LINE_CHARS] + " ..." for ln in lines)
 
 
-def _kyverno_log(target: Target, cluster: Cluster, namespace: str | None, since: float) -> str:
+def kyverno_log(target: Target, cluster: Cluster, namespace: str | None, since: float) -> str:
     log = target.kyverno_log
     if log is not None:
         return _file_log(log, namespace, since)

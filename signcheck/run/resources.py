@@ -18,7 +18,7 @@ from signcheck.clients import oci
 from signcheck.clients.k8s import Cluster
 from signcheck.kyverno import cpol
 from signcheck.localenv import nodeimage
-from signcheck.run import drift, scenarios, teardown_probe
+from signcheck.run import drift, keyless, scenarios, teardown_probe
 from signcheck.run.phases import Phases
 from signcheck.run.removal import IMAGES
 from signcheck.settings.config import Settings
@@ -228,7 +228,7 @@ class RunResources:
         cosign, keys, pushed = first.cosign, first.keys, first.pushed
         scenario_images, outside = first.scenario_images, first.outside
         main, other = keys["main"], keys["other"]
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=3) as pool:
             requires_auth = self.registry.requires_auth()
             variants = (
                 scenarios.variant_policies(self, main, other, requires_auth) if catalogue else {}
@@ -247,6 +247,14 @@ class RunResources:
                 scenario_images,
                 variants,
                 lambda refs: cosign.sign_all(main, refs, "legacy"),
+            )
+            # KEY-*'s keyless signatures need the cluster (tokens) and a Fulcio of the run's.
+            keyless_signing = (
+                pool.submit(
+                    self.phases.timed("signing", keyless.sign), self, cosign, keys, scenario_images
+                )
+                if variants
+                else None
             )
             audit_ns: str | None = None
             audit_pods: dict[str, dict[str, Any]] = {}
@@ -268,6 +276,8 @@ class RunResources:
                 else:
                     policy = self.render_policy((key,))
                 to_apply.append(policy)
+            keyless_record = keyless_signing.result() if keyless_signing else {}
+            variants = keyless.finish(variants, keyless_record)
             to_apply += [
                 ref.doc
                 for v, ref in variants.items()
@@ -295,6 +305,7 @@ class RunResources:
             compat=compat,
             updates=drift_record.get("updates") or {},
             background=drift_record.get("background") or {},
+            keyless=keyless_record,
         )
         state = SessionState(
             run_id=run_id,

@@ -23,7 +23,7 @@ from signcheck.errors import SigncheckError
 from signcheck.kyverno import attestations, cpol, ivpol
 from signcheck.kyverno.cpol import VARIANT_LABEL
 from signcheck.report.summary import admission_record
-from signcheck.run import background
+from signcheck.run import background, keyless
 from signcheck.run.context import RunContext
 from signcheck.target import Target
 from signcheck.tools import gobuild
@@ -48,6 +48,7 @@ IMAGES = (
     "exc-unsigned-b",
     background.REVOKED,
     *(f"att-{c}" for c in ("compliant", "missing", "critical", "otherkey", "stale", "tampered")),
+    *keyless.IMAGES,
 )
 """Images the scenarios push, one repository each under the run's path."""
 
@@ -87,6 +88,8 @@ class Variant:
     """Only meaningful (and only applied) when the registry requires credentials."""
 
 
+# Variants whose module renders their specifics: (api, about, PolicySpec/IvpolSpec overrides).
+OWN_VARIANTS = {**background.VARIANTS, **keyless.VARIANTS}
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
@@ -151,7 +154,7 @@ VARIANTS: dict[str, Variant] = {
             "the same, with a webhook timeout of its own "
             f"({faultproxy.POLICY_TIMEOUT_SECONDS} s) shorter than the slow registry's delay",
         ),
-        *(Variant(name, api, about) for name, (api, about, _) in background.VARIANTS.items()),
+        *(Variant(name, api, about) for name, (api, about, _) in OWN_VARIANTS.items()),
         Variant(
             "attest",
             "cpol",
@@ -214,6 +217,7 @@ class Scenarios:
     """`signcheck.run.updates`: UPD-01/02's namespaces, brought under a policy at setup."""
     background: dict[str, Any] = field(default_factory=dict)
     """`signcheck.run.background`: BG-01's pods, scans and when the signature went."""
+    keyless: dict[str, Any] = field(default_factory=dict)  # signcheck.run.keyless.sign
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -230,6 +234,7 @@ class Scenarios:
             compat=dict(data["compat"]),
             updates=dict(data.get("updates") or {}),
             background=dict(data.get("background") or {}),
+            keyless=dict(data.get("keyless") or {}),
         )
 
 
@@ -376,10 +381,9 @@ def variant_policies(
             "timeout_seconds": faultproxy.POLICY_TIMEOUT_SECONDS,
         },
     }
-    for name, (api, _, extra) in background.VARIANTS.items():
+    for name, (api, _, extra) in OWN_VARIANTS.items():
         (cpol_overrides if api == "cpol" else iv)[name] = extra
-    cpol_overrides["attest"] = {}
-    iv["ivpol-attest"] = {}
+    cpol_overrides["attest"], iv["ivpol-attest"] = {}, {}
     then = {
         "attest": attestations.require_vuln_scan_cpol,
         "ivpol-attest": attestations.require_vuln_scan_ivpol,

@@ -308,8 +308,7 @@ class Cosign:
             "--tlog-upload=false",
             *self._registry_flags(),
         ]
-        if self.major >= 3:
-            args += ["--new-bundle-format=false", "--use-signing-config=false"]
+        args += self._legacy_flags()
         return self._check("attest", self.run([*args, reference], key.password, env=key.env))
 
     def sign(self, key: KeyPair, reference: str, fmt: SignatureFormat = "legacy") -> Result:
@@ -329,6 +328,48 @@ class Cosign:
             "sign",
             self.run(self.sign_args(key.key_ref, references, fmt), key.password, env=key.env),
         )
+
+    def _legacy_flags(self) -> list[str]:
+        # cosign 3: the legacy `.sig` tag a ClusterPolicy reads, no public signing config.
+        return (
+            ["--new-bundle-format=false", "--use-signing-config=false"] if self.major >= 3 else []
+        )
+
+    def sign_keyless(self, token_file: Path, fulcio_url: str, references: Sequence[str]) -> Result:
+        """Keyless: a short-lived certificate from Fulcio for the identity in the OIDC token
+        (read from a file, never an argument), an ephemeral key, no transparency log. Fulcio
+        runs without a CT log, so there is no SCT to check (`--insecure-skip-verify`)."""
+        args = [
+            "sign",
+            "--identity-token",
+            str(token_file),
+            "--fulcio-url",
+            fulcio_url,
+            "--tlog-upload=false",
+            "--insecure-skip-verify=true",
+            *self._legacy_flags(),
+            *self._registry_flags(),
+        ]
+        return self._check("sign (keyless)", self.run([*args, *references]))
+
+    def sign_with_certificate(
+        self, key: KeyPair, certificate: Path, chain: Path, reference: str
+    ) -> Result:
+        """A key signature carrying a certificate for that key and its chain, as a keyless
+        signature does: what a CA the policy does not trust would hand out."""
+        args = [
+            "sign",
+            "--key",
+            key.key_ref,
+            "--certificate",
+            str(certificate),
+            "--certificate-chain",
+            str(chain),
+            "--tlog-upload=false",
+            *self._legacy_flags(),
+            *self._registry_flags(),
+        ]
+        return self._check("sign (certificate)", self.run([*args, reference], key.password))
 
     def verify_args(
         self, public_key: Path | str, reference: str, fmt: SignatureFormat = "legacy"

@@ -20,7 +20,8 @@ from signcheck.localenv.services.base import Service
 from signcheck.timeouts import Timeouts
 
 SERVICE_CIDR = "10.96.0.0/16"
-SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+SA_HOST = "kubernetes.default.svc.cluster.local"
+SA_ISSUER = f"https://{SA_HOST}"
 MASTERS = "system:masters"
 
 
@@ -100,7 +101,11 @@ class KubeAPIServer(Service):
             ca,
             "kube-apiserver",
             ips=[HOST, "10.96.0.1", *([self.advertise] if self.advertise else [])],
-            dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
+            # SA_HOST too: the issuer's name, which keyless signing's Fulcio reaches it by.
+            dns=[
+                *("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+                SA_HOST,
+            ],
             server=True,
         )
         serving.write(self.pki_dir, "apiserver")
@@ -127,6 +132,10 @@ class KubeAPIServer(Service):
             f"--tls-private-key-file={p / 'apiserver.key'}",
             f"--client-ca-file={p / 'ca.crt'}",
             f"--service-account-issuer={SA_ISSUER}",
+            # The keyless scenarios' Fulcio discovers the issuer by its name (see
+            # signcheck.localenv.services.fulcio); the default would name this process's
+            # own address, which differs between the two node kinds.
+            f"--service-account-jwks-uri={SA_ISSUER}/openid/v1/jwks",
             f"--service-account-key-file={self.sa_pub_path}",
             f"--service-account-signing-key-file={self.sa_key_path}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
