@@ -2,7 +2,7 @@
 run's key says the scan found no critical vulnerability and is recent. Every ATT image is
 signed with the run's key; the session's signing batch attests four of them with
 `cosign attest --type vuln` (legacy `.att` tags, no transparency log: offline)
-(`signcheck.kyverno.attestations`, `signcheck.run.scenarios.ATTESTED`). Each case runs against
+(`signcheck.kyverno.attestations`, `signcheck.run.attesting.ATTESTED`). Each case runs against
 a ClusterPolicy whose rule also has `attestations` (`attest`) and its ImageValidatingPolicy twin
 (`ivpol-attest`, `verifyAttestationSignatures` and `extractPayload`), each denial beside the
 attested, compliant image admitted in the same namespace.

@@ -10,8 +10,6 @@ is applied once per session and every test picks one by the namespace it asks fo
 
 from __future__ import annotations
 
-import datetime
-import json
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -23,7 +21,7 @@ from signcheck.errors import SigncheckError
 from signcheck.kyverno import attestations, cpol, ivpol
 from signcheck.kyverno.cpol import VARIANT_LABEL
 from signcheck.report.summary import admission_record
-from signcheck.run import background, keyless
+from signcheck.run import attesting, background, keyless
 from signcheck.run.context import RunContext
 from signcheck.target import Target
 from signcheck.tools import gobuild
@@ -47,21 +45,11 @@ IMAGES = (
     "fmt-cosign-v3-bundle",
     "exc-unsigned-b",
     background.REVOKED,
-    *(f"att-{c}" for c in ("compliant", "missing", "critical", "otherkey", "stale", "tampered")),
+    *attesting.IMAGES,
     *keyless.IMAGES,
 )
 """Images the scenarios push, one repository each under the run's path."""
 
-ATTESTED: dict[str, tuple[str, int, int]] = {
-    "att-compliant": ("main", 0, 0),
-    "att-critical": ("main", 2, 0),
-    "att-otherkey": ("other", 0, 0),
-    "att-stale": ("main", 0, attestations.STALE_DAYS),
-    "att-tampered": ("main", 2, 0),
-}
-"""ATT's images: role -> (the key that attests, critical findings, days since the scan).
-Every ATT image is signed with the run's key; `att-missing` is not attested, `att-tampered`'s
-statement is edited by ATT-06."""
 
 OUTSIDE = "outside"
 """An unsigned image in a repository outside every policy's `imageReferences`."""
@@ -162,6 +150,13 @@ VARIANTS: dict[str, Variant] = {
             f"critical finding, scan at most {attestations.MAX_AGE_HOURS}h old",
         ),
         Variant("ivpol-attest", "ivpol", "the same as an ImageValidatingPolicy"),
+        Variant(
+            "attest-supply",
+            "cpol",
+            "the seed's rule also requiring a CycloneDX SBOM and SLSA v1 provenance from the "
+            "trusted builder, both signed by the run's key",
+        ),
+        Variant("ivpol-attest-supply", "ivpol", "the same as an ImageValidatingPolicy"),
     )
 }
 
@@ -181,8 +176,7 @@ SIGNED_WITH_MAIN = (
     "tamper-cpol",
     "tamper-ivpol",
     *indexes.SIGNED,
-    "att-missing",
-    *ATTESTED,
+    *attesting.IMAGES,
 )
 
 
@@ -294,19 +288,11 @@ def sign_images(
         signer, key, fmt, references = batch
         signer.sign_all(key, references, fmt)
 
-    def attest(role: str) -> None:
-        key, critical, days = ATTESTED[role]
-        finished = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
-        predicate = res.target.run_dir / "attestations" / f"{role}.json"
-        predicate.parent.mkdir(parents=True, exist_ok=True)
-        predicate.write_text(json.dumps(attestations.vuln_predicate(critical, finished)))
-        cosign.attest(keys[key], images[role].by_digest, predicate, "vuln")
-
     with ThreadPoolExecutor(max_workers=4) as pool:
-        # Attested after the images are signed: an attestation does not need the signature,
-        # but a policy checks the signature first.
         list(pool.map(sign, batches))
-        list(pool.map(attest, ATTESTED))
+    # Attested after the images are signed: an attestation does not need the signature, but
+    # a policy checks the signature first.
+    attesting.attest_all(res, cosign, keys, images)
     storage = {role: res.registry.tags(images[role].repository) for role in FORMATS}
     return {
         "referrers_api": res.registry.has_referrers_api(images["fmt-cosign-v3-bundle"]),
@@ -383,10 +369,13 @@ def variant_policies(
     }
     for name, (api, _, extra) in OWN_VARIANTS.items():
         (cpol_overrides if api == "cpol" else iv)[name] = extra
-    cpol_overrides["attest"], iv["ivpol-attest"] = {}, {}
+    for name in ("attest", "attest-supply"):
+        cpol_overrides[name], iv[f"ivpol-{name}"] = {}, {}
     then = {
         "attest": attestations.require_vuln_scan_cpol,
         "ivpol-attest": attestations.require_vuln_scan_ivpol,
+        "attest-supply": attestations.require_supply_chain_cpol,
+        "ivpol-attest-supply": attestations.require_supply_chain_ivpol,
     }
     creds = ivpol.credentials_for(
         target.versions.get("kyverno"), registry_requires_auth, insecure, PULL_SECRET

@@ -109,6 +109,11 @@ class KubeAPIServer(Service):
             server=True,
         )
         serving.write(self.pki_dir, "apiserver")
+        # What the apiserver shows the kubelet for logs and exec (the real node's kubelet
+        # accepts only client certificates of this CA): without it `pods/log` is refused.
+        pki.issue(ca, "kube-apiserver-kubelet-client", organizations=[MASTERS], client=True).write(
+            self.pki_dir, "kubelet-client"
+        )
         pki.new_signing_key(self.pki_dir, "sa")
         for ident in IDENTITIES:
             client = pki.issue(ca, ident.user, organizations=ident.groups, client=True)
@@ -130,6 +135,8 @@ class KubeAPIServer(Service):
             f"--cert-dir={self.dir / 'certs'}",
             f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'kubelet-client.key'}",
             f"--client-ca-file={p / 'ca.crt'}",
             f"--service-account-issuer={SA_ISSUER}",
             # The keyless scenarios' Fulcio discovers the issuer by its name (see
