@@ -16,6 +16,7 @@ negative cases cannot be judged beside a refused control.
 from __future__ import annotations
 
 import copy
+import re
 import time
 from typing import Any
 
@@ -28,7 +29,7 @@ from signcheck.clients.admission import Admission
 from signcheck.clients.k8s import Cluster
 from signcheck.clients.k8sapi import ApiError
 from signcheck.errors import SigncheckError
-from signcheck.kyverno import cpol, ivpol
+from signcheck.kyverno import attestations, cpol, ivpol
 from signcheck.kyverno import keyless as policies
 from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.report import evidence
@@ -43,6 +44,7 @@ from signcheck.verdict.observe import observe
 API = pytest.mark.parametrize("api", ["cpol", "ivpol"])
 OFFLINE_KEYLESS = "https://github.com/kyverno/kyverno/issues/15690"
 TUF_FAILURE = "failed to initialize TUF client"
+ATTESTATION_FAILED = "image attestations verification failed, verifiedCount: 0, requiredCount: 1"
 REGEXP_CVE = "https://nvd.nist.gov/vuln/detail/CVE-2025-29778"
 
 
@@ -85,7 +87,8 @@ def _tuf_refusal(
         return None  # unread, so no cause is named: the assertions below judge the refusal
     for line in log.splitlines():
         if TUF_FAILURE in line and image.digest in line:
-            return line.strip()[:400]
+            # Kyverno in a pod logs in colour.
+            return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:400]
     return None
 
 
@@ -412,3 +415,40 @@ def test_invalid_regexp(
         "ships policies, and alert on 'invalid regexp' admission denials",
         evidence=f"{signer.webhook}: {signer.reason}",
     )
+
+
+@pytest.mark.scenario(
+    "KEY-07",
+    step="Run an image signed keyless by `signer` whose vuln attestation was made keyless by "
+    f"`{keyless.IMPOSTOR}`, under a policy requiring a vuln attestation by `signer`",
+    expect="denied: 'image attestations verification failed, verifiedCount: 0, requiredCount: 1, "
+    "error: ...subject mismatch...' (cpol) / 'no verified vuln attestation for <image>' (ivpol), "
+    "beside the image signed and attested by `signer` admitted",
+    versions=IVPOL_BEFORE_1_19,
+)
+@API
+def test_attestation_by_other_identity_denied(
+    api: str,
+    make_namespace: MakeNamespace,
+    admit: Admit,
+    scenarios: Scenarios,
+    policy_of: PolicyOf,
+    target: Target,
+    cluster: Cluster,
+) -> None:
+    """A keyless attestation counts only from the identity the policy names: a signed image
+    does not borrow trust for an attestation anyone else attached."""
+    ns = make_namespace(_variant(api, "keyless-attest"))
+    _control(api, ns, admit, scenarios, target, cluster)
+    image = scenarios.images["kl-attested-impostor"]
+    result = _admit(admit, ns, "kl-attested-impostor", image, target)
+    denial = expect.denied_by(
+        result,
+        "the image attested by another identity",
+        policy_of(_variant(api, "keyless-attest")),
+        image=None if api == "cpol" else f"{image.by_tag}@{image.digest}",
+        reason=ATTESTATION_FAILED if api == "cpol" else attestations.IVPOL_UNATTESTED,
+    )
+    assert denial.verdict == "signature", denial.verdict
+    if api == "cpol":
+        assert "subject mismatch" in (denial.reason or ""), denial.reason

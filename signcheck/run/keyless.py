@@ -12,6 +12,8 @@ record says why the family cannot run, and its tests skip with that reason.
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 import os
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from kubernetes.client.exceptions import ApiException
 from signcheck import redact
 from signcheck.artefacts import foreign_ca
 from signcheck.clients import oci
+from signcheck.kyverno import attestations
 from signcheck.kyverno import keyless as policies
 from signcheck.localenv.services.apiserver import SA_ISSUER
 from signcheck.localenv.services.fulcio import CLIENT_ID, LocalFulcio, subject
@@ -34,9 +37,16 @@ from signcheck.tools.cosign import Cosign, KeyPair
 
 SIGNER = "signer"
 IMPOSTOR = "signer-impostor"
-IMAGES = ("kl-signer", "kl-impostor", "kl-foreign")
-"""Images KEY-* push: signed by `signer`, by `signer-impostor`, and by the foreign CA's
-certificate for `signer`."""
+IMAGES = ("kl-signer", "kl-impostor", "kl-foreign", "kl-attested-impostor")
+"""Images KEY-* push: signed (and vuln-attested) by `signer`; signed by `signer-impostor`;
+signed by the foreign CA's certificate for `signer`; signed by `signer`, attested by
+`signer-impostor`."""
+
+WORK: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    SIGNER: (("kl-signer", "kl-attested-impostor"), ("kl-signer",)),
+    IMPOSTOR: (("kl-impostor",), ("kl-attested-impostor",)),
+}
+"""Service account -> (images it signs, images it attests: a clean vuln scan)."""
 
 OTHER_ISSUER = "https://token.actions.githubusercontent.com"
 """The issuer `keyless-issuer` names: a real CI issuer, not the one that signed."""
@@ -48,6 +58,8 @@ VARIANTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "ivpol-keyless": ("ivpol", "the `keyless` attestor as an ImageValidatingPolicy", {}),
     "ivpol-keyless-issuer": ("ivpol", "the `keyless-issuer` attestor as an ivpol", {}),
     "ivpol-keyless-regexp": ("ivpol", "the `keyless-regexp` attestor as an ivpol", {}),
+    "keyless-attest": ("cpol", "`keyless`, also requiring a vuln attestation by `signer`", {}),
+    "ivpol-keyless-attest": ("ivpol", "the `keyless-attest` policy as an ivpol", {}),
 }
 """(api, what it is, render overrides): the key attestor is replaced by `finish`."""
 
@@ -69,6 +81,7 @@ def identities(record: dict[str, Any]) -> dict[str, policies.Identity]:
         "keyless-regexp": policies.Identity(
             subject_regexp=regexp(signer), issuer_regexp=regexp(SA_ISSUER)
         ),
+        "keyless-attest": policies.Identity(subject=signer, issuer=SA_ISSUER),
     }
 
 
@@ -82,16 +95,18 @@ def finish(refs: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     for name in VARIANTS:
         if name not in refs:
             continue
-        api, base = (
-            ("ivpol", name.removeprefix("ivpol-"))
-            if name.startswith("ivpol-")
-            else (
-                "cpol",
-                name,
-            )
-        )
-        render = policies.ivpol if api == "ivpol" else policies.cpol
+        twin = name.startswith("ivpol-")
+        base = name.removeprefix("ivpol-")
+        render = policies.ivpol if twin else policies.cpol
         doc = render(refs[name].doc, by_name[base], record["fulcio_root"])
+        if base == "keyless-attest":
+            # The attestation is checked by the rule's attestors: the same keyless identity.
+            attest = (
+                attestations.require_vuln_scan_ivpol
+                if twin
+                else attestations.require_vuln_scan_cpol
+            )
+            doc = attest(doc)
         out[name] = dataclasses.replace(refs[name], doc=doc)
     return out
 
@@ -131,11 +146,17 @@ def sign(
         Path(config.ssl_ca_cert),
         res.settings.timeouts,
     ) as fulcio:
-        for account, role in ((SIGNER, "kl-signer"), (IMPOSTOR, "kl-impostor")):
+        predicate = workdir / "vuln.json"
+        now = datetime.datetime.now(datetime.UTC)
+        predicate.write_text(json.dumps(attestations.vuln_predicate(0, now)))
+        for account, (signs, attests) in WORK.items():
             token = workdir / f"{account}.token"
             try:
                 _write_secret(token, _token(cluster.core, namespace, account))
-                cosign.sign_keyless(token, fulcio.url, [images[role].by_digest])
+                cosign.sign_keyless(token, fulcio.url, [images[r].by_digest for r in signs])
+                for role in attests:
+                    ref = images[role].by_digest
+                    cosign.attest_keyless(token, fulcio.url, ref, predicate, "vuln")
             finally:
                 token.unlink(missing_ok=True)
         root = fulcio.root_pem

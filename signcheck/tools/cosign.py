@@ -335,12 +335,9 @@ class Cosign:
             ["--new-bundle-format=false", "--use-signing-config=false"] if self.major >= 3 else []
         )
 
-    def sign_keyless(self, token_file: Path, fulcio_url: str, references: Sequence[str]) -> Result:
-        """Keyless: a short-lived certificate from Fulcio for the identity in the OIDC token
-        (read from a file, never an argument), an ephemeral key, no transparency log. Fulcio
-        runs without a CT log, so there is no SCT to check (`--insecure-skip-verify`)."""
-        args = [
-            "sign",
+    def _keyless_flags(self, token_file: Path, fulcio_url: str) -> list[str]:
+        # Fulcio here runs without a CT log: no SCT to check (`--insecure-skip-verify`).
+        return [
             "--identity-token",
             str(token_file),
             "--fulcio-url",
@@ -350,7 +347,20 @@ class Cosign:
             *self._legacy_flags(),
             *self._registry_flags(),
         ]
-        return self._check("sign (keyless)", self.run([*args, *references]))
+
+    def sign_keyless(self, token_file: Path, fulcio_url: str, references: Sequence[str]) -> Result:
+        """Keyless: a short-lived certificate from Fulcio for the identity in the OIDC token
+        (read from a file, never an argument), an ephemeral key, no transparency log."""
+        args = ["sign", *self._keyless_flags(token_file, fulcio_url), *references]
+        return self._check("sign (keyless)", self.run(args))
+
+    def attest_keyless(
+        self, token_file: Path, fulcio_url: str, reference: str, predicate: Path, kind: str
+    ) -> Result:
+        """`attest` as `sign_keyless` signs: the statement signed by the token's identity."""
+        flags = self._keyless_flags(token_file, fulcio_url)
+        args = ["attest", *flags, "--type", kind, "--predicate", str(predicate), reference]
+        return self._check("attest (keyless)", self.run(args))
 
     def sign_with_certificate(
         self, key: KeyPair, certificate: Path, chain: Path, reference: str
