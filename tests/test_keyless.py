@@ -34,12 +34,14 @@ from signcheck.kyverno import keyless as policies
 from signcheck.kyverno.versions import IVPOL_BEFORE_1_19
 from signcheck.report import evidence
 from signcheck.run import keyless
-from signcheck.run.resources import namespace_name
+from signcheck.run.resources import SessionState, namespace_name
 from signcheck.run.scenarios import PolicyRef, Scenarios
 from signcheck.suite import expect
 from signcheck.suite.session import SigncheckRun
 from signcheck.target import Target
+from signcheck.timeouts import Timeouts
 from signcheck.verdict.observe import observe
+from signcheck.wait import until
 
 API = pytest.mark.parametrize("api", ["cpol", "ivpol"])
 OFFLINE_KEYLESS = "https://github.com/kyverno/kyverno/issues/15690"
@@ -343,6 +345,32 @@ def _bad_regexp_policy(api: str, policy: PolicyRef, scenarios: Scenarios) -> dic
 BAD_REGEXP = "^https://kubernetes\\.io/namespaces/(["
 
 
+def _until_enforced(
+    cluster: Cluster,
+    ns: str,
+    policy: str,
+    run_state: SessionState,
+    target: Target,
+    timeouts: Timeouts,
+) -> None:
+    """Until the new policy refuses the run's unsigned image in `ns` (dry runs): "Ready"
+    comes before the API server calls a new webhook, and an image admitted in between would
+    read as a bypass. The positive control of KEY-06's judgement."""
+    unsigned = run_state.images.unsigned
+    pod = k8s.pod("enforced-probe", ns, unsigned.by_tag, target.run_id)
+
+    def refused() -> bool:
+        result = cluster.create(pod, dry_run=True)
+        return isinstance(result, admission.Denied) and result.policy == policy
+
+    until(
+        refused,
+        what=f"{policy} to refuse the unsigned image in {ns}",
+        timeout=timeouts.policy_ready,
+        interval=0.1,
+    )
+
+
 @pytest.mark.scenario(
     "KEY-06",
     step=f"Create a keyless policy whose subjectRegExp is not a regular expression "
@@ -362,6 +390,7 @@ def test_invalid_regexp(
     target: Target,
     cluster: Cluster,
     signcheck_run: SigncheckRun,
+    run_state: SessionState,
 ) -> None:
     """A typo in an identity expression must be caught by someone: the API server at
     creation, or, failing that, the suite."""
@@ -381,6 +410,7 @@ def test_invalid_regexp(
     try:
         cpol.apply_all(cluster, [doc], timeouts.policy_ready)
         cpol.wait_namespace_seen(cluster, ns, target.run_id, timeouts.policy_ready)
+        _until_enforced(cluster, ns, doc["metadata"]["name"], run_state, target, timeouts)
         results = {
             role: _admit(admit, ns, role, scenarios.images[role], target)
             for role in ("kl-signer", "kl-impostor")

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -121,58 +122,78 @@ def unavailable(res: RunContext) -> str | None:
     return None
 
 
-def sign(
+def identities_namespace(res: RunContext) -> str:
+    """Where the service accounts live (known before the cluster is up: it names the
+    identities the foreign CA's certificate claims)."""
+    return res.namespace_name("keyless-identities")
+
+
+def sign_foreign(
     res: RunContext, cosign: Cosign, keys: dict[str, KeyPair], images: dict[str, oci.PushedImage]
 ) -> dict[str, Any]:
-    """Sign KEY-*'s images; returns the record the tests read (no secrets in it)."""
+    """KEY-04's image, signed with a certificate for `signer` from a CA of no policy's: it
+    needs the registry only, so it is done in the signing batch (during the boot when staged)."""
+    workdir = res.target.run_dir / "keyless"
+    workdir.mkdir(parents=True, exist_ok=True)
+    identity = subject(identities_namespace(res), SIGNER)
+    foreign = foreign_ca.issue(keys["third"].public_pem, identity, SA_ISSUER, workdir)
+    image = images["kl-foreign"]
+    cosign.sign_with_certificate(keys["third"], foreign.certificate, foreign.chain, image.by_digest)
+    return {
+        "foreign_root": foreign.root_pem,
+        "foreign_verified": _verifies(cosign, workdir, foreign.root_pem, identity, image),
+    }
+
+
+def sign(res: RunContext, cosign: Cosign, images: dict[str, oci.PushedImage]) -> dict[str, Any]:
+    """Sign KEY-*'s images with Fulcio; returns the record the tests read (no secrets in it;
+    `sign_foreign`'s facts are added by the caller)."""
     if why := unavailable(res):
         return {"unavailable": why}
     started = time.monotonic()
     cluster = res.cluster
-    namespace = res.namespace_name("keyless-identities")
-    cluster.create_namespace(namespace, res.target.run_id)
-    for account in (SIGNER, IMPOSTOR):
-        _service_account(cluster.core, namespace, account, res.target.run_id)
-    _allow_discovery(cluster.api, res.target.run_id)
+    namespace = identities_namespace(res)
     config = cluster.api.configuration
     port = urlsplit(config.host).port or 443
     workdir = res.target.run_dir / "keyless"
     workdir.mkdir(parents=True, exist_ok=True)
-    subjects = {a: subject(namespace, a) for a in (SIGNER, IMPOSTOR)}
-    with LocalFulcio(
-        res.target.run_dir,
-        pins.path_of("fulcio"),
-        port,
-        Path(config.ssl_ca_cert),
-        res.settings.timeouts,
-    ) as fulcio:
-        predicate = workdir / "vuln.json"
-        now = datetime.datetime.now(datetime.UTC)
-        predicate.write_text(json.dumps(attestations.vuln_predicate(0, now)))
-        for account, (signs, attests) in WORK.items():
-            token = workdir / f"{account}.token"
-            try:
-                _write_secret(token, _token(cluster.core, namespace, account))
-                cosign.sign_keyless(token, fulcio.url, [images[r].by_digest for r in signs])
-                for role in attests:
-                    ref = images[role].by_digest
-                    cosign.attest_keyless(token, fulcio.url, ref, predicate, "vuln")
-            finally:
-                token.unlink(missing_ok=True)
-        root = fulcio.root_pem
-    foreign = foreign_ca.issue(keys["third"].public_pem, subjects[SIGNER], SA_ISSUER, workdir)
-    cosign.sign_with_certificate(
-        keys["third"], foreign.certificate, foreign.chain, images["kl-foreign"].by_digest
-    )
+    predicate = workdir / "vuln.json"
+    now = datetime.datetime.now(datetime.UTC)
+    predicate.write_text(json.dumps(attestations.vuln_predicate(0, now)))
+
+    def prepare() -> None:
+        cluster.create_namespace(namespace, res.target.run_id)
+        for account in (SIGNER, IMPOSTOR):
+            _service_account(cluster.core, namespace, account, res.target.run_id)
+        _allow_discovery(cluster.api, res.target.run_id)
+
+    def sign_as(account: str, fulcio_url: str) -> None:
+        signs, attests = WORK[account]
+        token = workdir / f"{account}.token"
+        try:
+            _write_secret(token, _token(cluster.core, namespace, account))
+            cosign.sign_keyless(token, fulcio_url, [images[r].by_digest for r in signs])
+            for role in attests:
+                ref = images[role].by_digest
+                cosign.attest_keyless(token, fulcio_url, ref, predicate, "vuln")
+        finally:
+            token.unlink(missing_ok=True)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        # The cluster's side while Fulcio starts; then both identities at once.
+        prepared = pool.submit(prepare)
+        ca = Path(config.ssl_ca_cert)
+        with LocalFulcio(
+            res.target.run_dir, pins.path_of("fulcio"), port, ca, res.settings.timeouts
+        ) as fulcio:
+            prepared.result()
+            list(pool.map(lambda account: sign_as(account, fulcio.url), WORK))
+            root = fulcio.root_pem
     return {
         "fulcio_root": root,
-        "foreign_root": foreign.root_pem,
         "issuer": SA_ISSUER,
         "namespace": namespace,
-        "subjects": subjects,
-        "foreign_verified": _verifies(
-            cosign, workdir, foreign.root_pem, subjects[SIGNER], images["kl-foreign"]
-        ),
+        "subjects": {a: subject(namespace, a) for a in (SIGNER, IMPOSTOR)},
         "seconds": round(time.monotonic() - started, 2),
     }
 

@@ -251,7 +251,7 @@ class RunResources:
             # KEY-*'s keyless signatures need the cluster (tokens) and a Fulcio of the run's.
             keyless_signing = (
                 pool.submit(
-                    self.phases.timed("signing", keyless.sign), self, cosign, keys, scenario_images
+                    self.phases.timed("signing", keyless.sign), self, cosign, scenario_images
                 )
                 if variants
                 else None
@@ -305,7 +305,7 @@ class RunResources:
             compat=compat,
             updates=drift_record.get("updates") or {},
             background=drift_record.get("background") or {},
-            keyless=keyless_record,
+            keyless={**keyless_record, **compat.pop("keyless_foreign", {})},
         )
         state = SessionState(
             run_id=run_id,

@@ -289,6 +289,7 @@ def sign_images(
         signer.sign_all(key, references, fmt)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
+        foreign = pool.submit(keyless.sign_foreign, res, cosign, keys, images)
         list(pool.map(sign, batches))
     # Attested after the images are signed: an attestation does not need the signature, but
     # a policy checks the signature first.
@@ -299,6 +300,7 @@ def sign_images(
         "storage": storage,
         "errors": {k: v for k, v in errors.items() if not k.startswith("tool:")},
         "cosign": {name: c.version for name, c in tools.items() if c is not None},
+        "keyless_foreign": foreign.result(),
     }
 
 
