@@ -118,9 +118,19 @@ def compare(rev: str, which: list[str], modes: list[str], runs: int) -> dict[str
                 out[f"{name}/{mode}"] = {
                     "median_s": medians,
                     "ratio_here_to_against": round(medians["here"] / medians[rev], 2),
+                    "median_phases_s": {k: median_phases(v) for k, v in samples.items()},
                     "runs": samples,
                 }
     return out
+
+
+def median_phases(samples: list[dict[str, Any]]) -> dict[str, float]:
+    """Each phase's median over the runs (where the seconds moved between two revisions)."""
+    names = {name for s in samples for name in s.get("phases", {})}
+    return {
+        name: round(statistics.median(s.get("phases", {}).get(name, 0.0) for s in samples), 1)
+        for name in sorted(names)
+    }
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -146,12 +156,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--against", metavar="REV", help="also run git revision REV, alternately (A B A B)"
     )
+    parser.add_argument("--out", type=Path, help="also write the results here (JSON)")
     args = parser.parse_args(argv)
     if args.against:
         results = compare(args.against, args.which.split(","), args.modes.split(","), args.runs)
         for key, cell in results.items():
             if isinstance(cell, dict):
                 print(f"{key}: {cell['median_s']} (ratio {cell['ratio_here_to_against']})")
+                for label, phases in cell["median_phases_s"].items():
+                    print(f"  {label} phases: {phases}")
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
         return results
     results = measure(args.which.split(","), args.modes.split(","), args.runs)
     print_table(results)
