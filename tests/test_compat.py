@@ -19,6 +19,7 @@ import pytest
 from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s
 from signcheck.kyverno.versions import BUNDLE_TRUST_ROOT
+from signcheck.run import attesting
 from signcheck.run.resources import SessionState
 from signcheck.run.scenarios import FORMATS, MAIN, Scenarios
 from signcheck.suite import expect
@@ -125,4 +126,110 @@ def test_signature_format(
         assert outcome == known, (
             f"Kyverno {kyverno_version} no longer does what it is known to do with {fmt} under "
             f"{policy}: {outcome!r}, known {known!r} (update the compatibility table)"
+        )
+
+
+ATTEST_POLICIES = {
+    "cpol-cosign": "attest",
+    "cpol-sigstorebundle": "attest-bundle",
+    "ivpol": "ivpol-attest",
+}
+ATT_FAILED = "denied: image attestations verification failed, verifiedCount: 0, requiredCount: 1, "
+ATT_BUNDLE_MISS = (
+    ATT_FAILED + "error: sigstore bundle verification failed: no matching signatures found"
+)
+ATT_IVPOL_UNATTESTED = "denied: no verified vuln attestation for "
+ATTEST_KNOWN: dict[tuple[str, str], str] = {
+    # (policy, format) -> the start of what Kyverno v1.19.1 does with a compliant vuln
+    # attestation (checked on the local target; an ivpol reason goes on with the image).
+    ("cpol-cosign", "att-fmt-cosign-v2-legacy"): "admitted",
+    ("cpol-cosign", "att-fmt-cosign-v3-legacy"): "admitted",
+    ("cpol-cosign", "att-fmt-cosign-v3-bundle"): ATT_FAILED + "error: no matching attestations:",
+    ("cpol-sigstorebundle", "att-fmt-cosign-v2-legacy"): ATT_BUNDLE_MISS,
+    ("cpol-sigstorebundle", "att-fmt-cosign-v3-legacy"): ATT_BUNDLE_MISS,
+    ("cpol-sigstorebundle", "att-fmt-cosign-v3-bundle"): "admitted",
+    # kyverno#17109: no attestation without a transparency log verifies (ATT-01.ivpol).
+    ("ivpol", "att-fmt-cosign-v2-legacy"): ATT_IVPOL_UNATTESTED,
+    ("ivpol", "att-fmt-cosign-v3-legacy"): ATT_IVPOL_UNATTESTED,
+    # The bundle attestation verifies, but the payload extractPayload hands the policy has no
+    # `scanner`: the evaluation fails and the pod is refused.
+    ("ivpol", "att-fmt-cosign-v3-bundle"): "denied: error: failed to evaluate policy: no such "
+    "key: scanner",
+}
+
+
+@pytest.mark.scenario(
+    "COMPAT-02",
+    step="Run an image signed both ways (legacy .sig and a v3 bundle) whose compliant vuln "
+    "attestation is in one cosign format, under each policy API requiring it",
+    expect="recorded per cell in the same table; with Kyverno v1.19.1: see the README "
+    "(attestations). An admission is always a verified one; cosign itself verifies every "
+    "attestation in its own format (the control)",
+    versions=(BUNDLE_TRUST_ROOT,),
+)
+@pytest.mark.parametrize("policy", list(ATTEST_POLICIES))
+@pytest.mark.parametrize("fmt", list(attesting.FORMATS))
+def test_attestation_format(
+    fmt: str,
+    policy: str,
+    make_namespace: MakeNamespace,
+    admit: Admit,
+    scenarios: Scenarios,
+    policy_of: PolicyOf,
+    record_compat: Callable[[dict[str, Any]], None],
+    cosign_of: Callable[[str], Cosign],
+    run_state: SessionState,
+    target: Target,
+) -> None:
+    """Which attestations a policy counts depends on the attesting tool's format, as for
+    signatures: the table a team needs before attesting with cosign v3's defaults."""
+    tool, fmt_kind = attesting.FORMATS[fmt]
+    variant = ATTEST_POLICIES[policy]
+    kyverno_version = target.versions.get("kyverno", "")
+    known = ATTEST_KNOWN.get((policy, fmt)) if kyverno_version == PINNED_KYVERNO else None
+    image = scenarios.images[fmt]
+    record: dict[str, Any] = {
+        "format": f"attestation: {fmt_kind} ({tool})",
+        "signed_by": scenarios.compat.get("cosign", {}).get(tool, tool),
+        "policy": f"{policy} + vuln attestation",
+        "kyverno": kyverno_version or "unknown",
+        "referrers_api": scenarios.compat.get("referrers_api"),
+        "expected": known or "(recorded only: no known result for this Kyverno)",
+    }
+    not_signed = scenarios.compat.get("errors", {}).get(f"tool:{tool}")
+    if not_signed:
+        record.update(result="not measured", reason=not_signed)
+        record_compat(record)
+        pytest.fail(f"{tool} is not available, so this cell is not measured: {not_signed}")
+    # Control: the attestation itself verifies, so a denial can only be about what the policy
+    # API reads. cosign v3, told the format: v2's verify-attestation switches to the bundle
+    # format whenever the image has a bundle referrer (these all do, for their signatures).
+    control = cosign_of("cosign-v3").verify_attestation(
+        run_state.public_key, image.by_digest, "vuln", fmt_kind
+    )
+    assert control.ok, (
+        f"cosign {tool} does not verify the {fmt} attestation: {control.result.error}"
+    )
+    ns = make_namespace(variant)
+    api = "ivpol" if variant.startswith("ivpol") else "cpol"
+    result = admit(k8s.pod("pod", ns, image.by_tag, target.run_id), image.by_tag)
+    if isinstance(result, admission.Admitted):
+        record.update(result="admitted", reason="")
+        record_compat(record)
+        expect.verified(result, f"the {fmt} image", image, api)
+    else:
+        record.update(result="denied", reason=result.reason or result.message)
+        record_compat(record)
+        expect.denied_by(
+            result,
+            f"the {fmt} image",
+            policy_of(variant),
+            image=None,
+            reason=result.reason or "",
+        )
+    outcome = record["result"] + (f": {record['reason']}" if record["reason"] else "")
+    if known is not None:
+        assert outcome.startswith(known) and (known != "admitted" or outcome == known), (
+            f"Kyverno {kyverno_version} no longer does what it is known to do with {fmt} under "
+            f"{policy}: {outcome!r}, known {known!r}... (update the compatibility table)"
         )

@@ -18,7 +18,7 @@ from typing import Any
 from signcheck.clients import oci
 from signcheck.kyverno import attestations
 from signcheck.run.context import RunContext
-from signcheck.tools.cosign import Cosign, KeyPair
+from signcheck.tools.cosign import Cosign, KeyPair, SignatureFormat
 
 Predicate = Callable[[], dict[str, Any]]
 
@@ -52,14 +52,29 @@ ATTESTED: dict[str, list[tuple[str, tuple[str, Predicate]]]] = {
 """Role -> (the key that attests, (cosign's predicate type, the predicate)) per attestation.
 `att-tampered`'s statement is edited by ATT-06."""
 
-IMAGES = ("att-missing", *ATTESTED)
+FORMATS: dict[str, tuple[str, SignatureFormat]] = {
+    "att-fmt-cosign-v2-legacy": ("cosign-v2", "legacy"),
+    "att-fmt-cosign-v3-legacy": ("cosign-v3", "legacy"),
+    "att-fmt-cosign-v3-bundle": ("cosign-v3", "bundle"),
+}
+"""COMPAT-02's images: role -> the cosign and format of its (compliant) vuln attestation.
+Each is signed both ways (legacy `.sig` and a v3 bundle), so every policy's signature check
+passes and only the attestation's format differs."""
+
+IMAGES = ("att-missing", *ATTESTED, *FORMATS)
 """Every ATT image; `att-missing` is signed and not attested."""
 
 
 def attest_all(
-    res: RunContext, cosign: Cosign, keys: dict[str, KeyPair], images: dict[str, oci.PushedImage]
+    res: RunContext,
+    cosign: Cosign,
+    keys: dict[str, KeyPair],
+    images: dict[str, oci.PushedImage],
+    tools: dict[str, Cosign | None],
 ) -> None:
-    """Every attestation of `ATTESTED`, a few cosign processes at a time."""
+    """Every attestation of `ATTESTED` and `FORMATS` (with the cosign `tools` name; one that
+    could not be built is left out, and COMPAT-02 reports that cell not measured), a few
+    cosign processes at a time."""
     directory = res.target.run_dir / "attestations"
     directory.mkdir(parents=True, exist_ok=True)
 
@@ -71,5 +86,15 @@ def attest_all(
             predicate.write_text(json.dumps(make()))
             cosign.attest(keys[key], images[role].by_digest, predicate, kind)
 
+    def attest_format(role: str) -> None:
+        tool, fmt = FORMATS[role]
+        if (other := tools.get(tool)) is not None:
+            predicate = directory / f"{role}.json"
+            predicate.write_text(json.dumps(_vuln(0, 0)[1]()))
+            other.attest(keys["main"], images[role].by_digest, predicate, "vuln", fmt)
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(attest, ATTESTED))
+        done = [pool.submit(attest, r) for r in ATTESTED]
+        done += [pool.submit(attest_format, r) for r in FORMATS]
+        for future in done:
+            future.result()

@@ -150,6 +150,7 @@ VARIANTS: dict[str, Variant] = {
             f"critical finding, scan at most {attestations.MAX_AGE_HOURS}h old",
         ),
         Variant("ivpol-attest", "ivpol", "the same as an ImageValidatingPolicy"),
+        Variant("attest-bundle", "cpol", "`attest` with `type: SigstoreBundle`"),
         Variant(
             "attest-supply",
             "cpol",
@@ -283,6 +284,9 @@ def sign_images(
             errors[role] = errors[f"tool:{tool}"]
             continue
         batches.append((signer, main, fmt, [images[role].by_digest]))
+    if (v3 := tools.get("cosign-v3")) is not None:
+        # COMPAT-02's images: a v3 bundle beside their legacy signature (SIGNED_WITH_MAIN).
+        batches.append((v3, main, "bundle", [images[r].by_digest for r in attesting.FORMATS]))
 
     def sign(batch: tuple[Cosign, KeyPair, SignatureFormat, list[str]]) -> None:
         signer, key, fmt, references = batch
@@ -293,7 +297,7 @@ def sign_images(
         list(pool.map(sign, batches))
     # Attested after the images are signed: an attestation does not need the signature, but
     # a policy checks the signature first.
-    attesting.attest_all(res, cosign, keys, images)
+    attesting.attest_all(res, cosign, keys, images, tools)
     storage = {role: res.registry.tags(images[role].repository) for role in FORMATS}
     return {
         "referrers_api": res.registry.has_referrers_api(images["fmt-cosign-v3-bundle"]),
@@ -373,9 +377,11 @@ def variant_policies(
         (cpol_overrides if api == "cpol" else iv)[name] = extra
     for name in ("attest", "attest-supply"):
         cpol_overrides[name], iv[f"ivpol-{name}"] = {}, {}
+    cpol_overrides["attest-bundle"] = {"signature_type": "SigstoreBundle"}
     then = {
         "attest": attestations.require_vuln_scan_cpol,
         "ivpol-attest": attestations.require_vuln_scan_ivpol,
+        "attest-bundle": attestations.require_vuln_scan_cpol,
         "attest-supply": attestations.require_supply_chain_cpol,
         "ivpol-attest-supply": attestations.require_supply_chain_ivpol,
     }

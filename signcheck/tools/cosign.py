@@ -291,10 +291,18 @@ class Cosign:
         references = [reference] if isinstance(reference, str) else list(reference)
         return [*args, *references]
 
-    def attest(self, key: KeyPair, reference: str, predicate: Path, predicate_type: str) -> Result:
+    def attest(
+        self,
+        key: KeyPair,
+        reference: str,
+        predicate: Path,
+        predicate_type: str,
+        fmt: SignatureFormat = "legacy",
+    ) -> Result:
         """`cosign attest`: an in-toto statement of `predicate_type` about `reference` (a
         digest), signed with `key`, stored as cosign's legacy `sha256-<hex>.att` tag (the
-        form a ClusterPolicy's `attestations` reads); no transparency log, as offline."""
+        form a ClusterPolicy's `attestations` reads) or, `bundle` with cosign 3, as a Sigstore
+        bundle referrer; no transparency log, as offline."""
         if "@sha256:" not in reference:
             raise ValueError(f"attest a digest, not a tag: {reference}")
         args = [
@@ -308,7 +316,9 @@ class Cosign:
             "--tlog-upload=false",
             *self._registry_flags(),
         ]
-        args += self._legacy_flags()
+        args += self._legacy_flags() if fmt == "legacy" else ["--use-signing-config=false"]
+        if fmt == "bundle" and self.major < 3:
+            raise ValueError("cosign 2 writes no bundle attestations")
         return self._check("attest", self.run([*args, reference], key.password, env=key.env))
 
     def sign(self, key: KeyPair, reference: str, fmt: SignatureFormat = "legacy") -> Result:
@@ -396,6 +406,19 @@ class Cosign:
         if self.major >= 3:
             args.append(f"--new-bundle-format={'true' if fmt == 'bundle' else 'false'}")
         return [*args, reference]
+
+    def verify_attestation(
+        self, public_key: Path | str, reference: str, kind: str, fmt: SignatureFormat = "legacy"
+    ) -> Verification:
+        """`cosign verify-attestation --type kind` with a public key, as `verify`."""
+        args = self.verify_args(public_key, reference, fmt)
+        args[0] = "verify-attestation"
+        args[1:1] = ["--type", kind]
+        result = self.run(args)
+        outcome = classify(result.returncode, result.stderr)
+        if outcome == "error":
+            self._check("verify-attestation", result)
+        return Verification(outcome, (), result)
 
     def verify(
         self, public_key: Path | str, reference: str, fmt: SignatureFormat = "legacy"
