@@ -18,10 +18,11 @@ import pytest
 
 from fixtures.types import Admit, MakeNamespace, PolicyOf
 from signcheck.clients import admission, k8s
+from signcheck.clients.oci import PushedImage
 from signcheck.kyverno.versions import BUNDLE_TRUST_ROOT
 from signcheck.run import attesting
 from signcheck.run.resources import SessionState
-from signcheck.run.scenarios import FORMATS, MAIN, Scenarios
+from signcheck.run.scenarios import FORMATS, MAIN, PolicyRef, Scenarios
 from signcheck.suite import expect
 from signcheck.target import Target
 from signcheck.tools.cosign import Cosign
@@ -50,6 +51,29 @@ def _storage(tags: list[str], digest: str) -> str:
     if f"sha256-{hexpart}" in tags:
         return f"referrers tag schema: sha256-{hexpart[:12]}… (an index)"
     return "OCI referrers API (no tag)"
+
+
+def _judged(
+    result: admission.Admission,
+    record: dict[str, Any],
+    record_compat: Callable[[dict[str, Any]], None],
+    image: PushedImage,
+    policy: PolicyRef,
+    named: str | None,
+) -> str:
+    """Record what the cluster did in the table, check it is what it claims (an admission
+    verified and pinned; a denial by the policy's webhook and rule, naming `named`), and
+    return it as `admitted` or `denied: <reason>`."""
+    if isinstance(result, admission.Admitted):
+        record.update(result="admitted", reason="")
+        record_compat(record)
+        # An admission must be a verified one, whatever the format.
+        expect.verified(result, "the image", image, policy.api)
+    else:
+        record.update(result="denied", reason=result.reason or result.message)
+        record_compat(record)
+        expect.denied_by(result, "the image", policy, image=named, reason=result.reason or "")
+    return record["result"] + (f": {record['reason']}" if record["reason"] else "")
 
 
 @pytest.mark.scenario(
@@ -103,25 +127,9 @@ def test_signature_format(
     # denial can only be about what the policy API reads.
     control = cosign_of(tool).verify(run_state.public_key, image.by_digest, fmt_kind)
     assert control.ok, f"cosign {tool} does not verify the {fmt} image: {control.result.error}"
-    ns = make_namespace(variant)
-    api = "ivpol" if variant.startswith("ivpol") else "cpol"
-    result = admit(k8s.pod("pod", ns, image.by_tag, target.run_id), image.by_tag)
-    if isinstance(result, admission.Admitted):
-        record.update(result="admitted", reason="")
-        record_compat(record)
-        # An admission must be a verified one, whatever the format.
-        expect.verified(result, f"the {fmt} image", image, api)
-    else:
-        record.update(result="denied", reason=result.reason or result.message)
-        record_compat(record)
-        expect.denied_by(
-            result,
-            f"the {fmt} image",
-            policy_of(variant),
-            image=image.by_tag,
-            reason=result.reason or "",
-        )
-    outcome = record["result"] + (f": {record['reason']}" if record["reason"] else "")
+    pod = k8s.pod("pod", make_namespace(variant), image.by_tag, target.run_id)
+    result = admit(pod, image.by_tag)
+    outcome = _judged(result, record, record_compat, image, policy_of(variant), image.by_tag)
     if known is not None:
         assert outcome == known, (
             f"Kyverno {kyverno_version} no longer does what it is known to do with {fmt} under "
@@ -210,24 +218,9 @@ def test_attestation_format(
     assert control.ok, (
         f"cosign {tool} does not verify the {fmt} attestation: {control.result.error}"
     )
-    ns = make_namespace(variant)
-    api = "ivpol" if variant.startswith("ivpol") else "cpol"
-    result = admit(k8s.pod("pod", ns, image.by_tag, target.run_id), image.by_tag)
-    if isinstance(result, admission.Admitted):
-        record.update(result="admitted", reason="")
-        record_compat(record)
-        expect.verified(result, f"the {fmt} image", image, api)
-    else:
-        record.update(result="denied", reason=result.reason or result.message)
-        record_compat(record)
-        expect.denied_by(
-            result,
-            f"the {fmt} image",
-            policy_of(variant),
-            image=None,
-            reason=result.reason or "",
-        )
-    outcome = record["result"] + (f": {record['reason']}" if record["reason"] else "")
+    pod = k8s.pod("pod", make_namespace(variant), image.by_tag, target.run_id)
+    result = admit(pod, image.by_tag)
+    outcome = _judged(result, record, record_compat, image, policy_of(variant), None)
     if known is not None:
         assert outcome.startswith(known) and (known != "admitted" or outcome == known), (
             f"Kyverno {kyverno_version} no longer does what it is known to do with {fmt} under "

@@ -16,6 +16,7 @@ negative cases cannot be judged beside a refused control.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import time
 from typing import Any
@@ -74,6 +75,21 @@ def _named(api: str, image: oci.PushedImage) -> str:
     return image.by_tag if api == "cpol" else f"{image.by_tag}@{image.digest}"
 
 
+_TUF_SEEN: list[str] = []
+"""The first refusal of the right signer's image by a keyless ImageValidatingPolicy for want
+of the public TUF repository in this process (test id, Kyverno's log line). The refusal is
+in the keyless attestor's set-up, before any identity or image is looked at, so a later
+ivpol case skips on it instead of proving it again in a namespace of its own."""
+
+
+def _skip_if_tuf_seen(api: str) -> None:
+    if api == "ivpol" and _TUF_SEEN:
+        pytest.skip(
+            "cannot judge: keyless ImageValidatingPolicies refuse even the right signer's image "
+            f"offline in this run (reported as KEY-01.ivpol; seen by {_TUF_SEEN[0]})"
+        )
+
+
 def _tuf_refusal(
     result: Admission, image: oci.PushedImage, target: Target, cluster: Cluster, since: float
 ) -> str | None:
@@ -90,7 +106,9 @@ def _tuf_refusal(
     for line in log.splitlines():
         if TUF_FAILURE in line and image.digest in line:
             # Kyverno in a pod logs in colour.
-            return re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:400]
+            seen = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()[:400]
+            _TUF_SEEN.append(f"{os.environ.get('PYTEST_CURRENT_TEST', '?').split(' ')[0]}: {seen}")
+            return seen
     return None
 
 
@@ -103,6 +121,7 @@ def _control(
     cluster: Cluster,
 ) -> None:
     """The `signer` image admitted in `ns`: without it a denial proves nothing."""
+    _skip_if_tuf_seen(api)
     signed = scenarios.images["kl-signer"]
     since = time.time()
     result = _admit(admit, ns, "kl-signer", signed, target)
@@ -175,6 +194,7 @@ def _denied(
     cluster: Cluster,
     control: bool = True,
 ) -> admission.Denied:
+    _skip_if_tuf_seen(api)
     ns = make_namespace(_variant(api, base))
     if control:
         _control(api, ns, admit, scenarios, target, cluster)
@@ -239,6 +259,7 @@ def test_other_issuer_denied(
 ) -> None:
     """A subject means nothing without its issuer: the same name from another identity
     provider is another identity."""
+    _skip_if_tuf_seen(api)
     control_ns = make_namespace(_variant(api, "keyless"))
     _control(api, control_ns, admit, scenarios, target, cluster)
     issuer = scenarios.keyless["issuer"]
@@ -297,6 +318,7 @@ def test_identity_regexp_enforced(
 ) -> None:
     """An identity regexp is a check, not a comment: a name that only starts like the
     signer's does not match an anchored expression."""
+    _skip_if_tuf_seen(api)
     ns = make_namespace(_variant(api, "keyless-regexp"))
     _control(api, ns, admit, scenarios, target, cluster)
     image = scenarios.images["kl-impostor"]
@@ -394,6 +416,7 @@ def test_invalid_regexp(
 ) -> None:
     """A typo in an identity expression must be caught by someone: the API server at
     creation, or, failing that, the suite."""
+    _skip_if_tuf_seen(api)
     base = policy_of(_variant(api, "keyless-regexp"))
     doc = _bad_regexp_policy(api, base, scenarios)
     kind = cpol.kind_of(doc)
@@ -468,6 +491,7 @@ def test_attestation_by_other_identity_denied(
 ) -> None:
     """A keyless attestation counts only from the identity the policy names: a signed image
     does not borrow trust for an attestation anyone else attached."""
+    _skip_if_tuf_seen(api)
     ns = make_namespace(_variant(api, "keyless-attest"))
     _control(api, ns, admit, scenarios, target, cluster)
     image = scenarios.images["kl-attested-impostor"]
