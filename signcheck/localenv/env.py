@@ -55,12 +55,12 @@ TOOLS = (
     "kube-controller-manager",
     "kube-scheduler",
     "kwok",
-    *("kyverno", "reports-controller"),
+    "kyverno",
+    "reports-controller",
     "fulcio",  # not a service: KEY-*'s signing starts it (signcheck.run.keyless)
 )
-#: Stop order: each tier together, after Kyverno's webhooks are deleted. The apiserver and
-#: its clients go at once (nothing reads the cluster after this; the apiserver and Kyverno are
-#: killed, see `Service.stop_grace`); the store goes last, so no write is cut off mid-way.
+#: Stop order: each tier together, after Kyverno's webhooks are deleted. The apiserver and its
+#: clients go at once, killed (`Service.stop_grace`); the store last: no write is cut off.
 STOP_TIERS = (
     (
         "kyverno",
