@@ -11,6 +11,9 @@ Kyverno v1.19.1's ImageValidatingPolicy verifies no attestation made without a t
 log whatever its attestor's `insecureIgnoreTlog` says (kyverno#17109: "cosign bundle
 verification failed" in its log), so it refuses the compliant image too: ATT-01.ivpol reports
 that as a finding and the twin's negative cases cannot be judged beside a refused control.
+
+Every case asks admission only: server-side dry runs (the same webhooks and verification,
+nothing stored) in the module's one namespace per policy (`shared_namespace`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ CPOL_FAILED = "image attestations verification failed, verifiedCount: 0, require
 
 
 def _admit(admit: Admit, ns: str, role: str, image: oci.PushedImage, target: Target) -> Admission:
-    return admit(k8s.pod(role, ns, image.by_tag, target.run_id))
+    return admit(k8s.pod(role, ns, image.by_tag, target.run_id), dry_run=True)
 
 
 def _named(api: str, image: oci.PushedImage) -> str:
@@ -82,7 +85,7 @@ def _control(api: str, ns: str, admit: Admit, scenarios: Scenarios, target: Targ
 @API
 def test_attested_and_compliant_admitted(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -90,7 +93,7 @@ def test_attested_and_compliant_admitted(
 ) -> None:
     """The control of every other ATT case: a policy that requires an attestation admits the
     image that has a good one."""
-    ns = make_namespace(VARIANT[api])
+    ns = shared_namespace(VARIANT[api])
     compliant = scenarios.images["att-compliant"]
     result = _admit(admit, ns, "compliant", compliant, target)
     if api == "ivpol" and _refused_offline(result, compliant):
@@ -180,14 +183,14 @@ def _denied(
 @API
 def test_attestation_missing_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
     target: Target,
 ) -> None:
     """A signature alone does not satisfy a policy that requires an attestation."""
-    ns = make_namespace(VARIANT[api])
+    ns = shared_namespace(VARIANT[api])
     _denied("missing", api, ns, admit, scenarios, policy_of, target)
 
 
@@ -203,14 +206,14 @@ def test_attestation_missing_denied(
 @API
 def test_predicate_violating_condition_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
     target: Target,
 ) -> None:
     """A verified attestation is read, not only counted: what it says decides."""
-    ns = make_namespace(VARIANT[api])
+    ns = shared_namespace(VARIANT[api])
     _denied("critical", api, ns, admit, scenarios, policy_of, target, attestations.CRITICAL_MESSAGE)
 
 
@@ -224,14 +227,14 @@ def test_predicate_violating_condition_denied(
 @API
 def test_attestation_by_another_key_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
     target: Target,
 ) -> None:
     """Anyone can attach an attestation to an image; only the trusted key's counts."""
-    ns = make_namespace(VARIANT[api])
+    ns = shared_namespace(VARIANT[api])
     _denied("otherkey", api, ns, admit, scenarios, policy_of, target)
 
 
@@ -245,14 +248,14 @@ def test_attestation_by_another_key_denied(
 @API
 def test_stale_scan_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
     target: Target,
 ) -> None:
     """A clean scan from last month says nothing about today's vulnerabilities."""
-    ns = make_namespace(VARIANT[api])
+    ns = shared_namespace(VARIANT[api])
     _denied("stale", api, ns, admit, scenarios, policy_of, target, attestations.STALE_MESSAGE)
 
 
@@ -268,7 +271,7 @@ def test_stale_scan_denied(
 @API
 def test_tampered_attestation_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     registry_client: oci.OciClient,
@@ -277,7 +280,7 @@ def test_tampered_attestation_denied(
 ) -> None:
     """The signature covers the statement: a failing scan cannot be rewritten into a
     passing one."""
-    ns = make_namespace(VARIANT[api])
+    ns = shared_namespace(VARIANT[api])
     victim = scenarios.images["att-tampered"]
 
     def clean(statement: dict[str, Any]) -> None:

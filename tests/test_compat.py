@@ -6,8 +6,9 @@ each policy API: ClusterPolicy `type: Cosign` (the seed's), ClusterPolicy
 
 Each cell records what the Kyverno under test accepts, as a result of its own in the report
 (never a silent skip); it asks admission only, as a server-side dry run (the same webhooks
-and verification, nothing stored) in the module's one namespace for its policy. For the pinned Kyverno the recorded result must also match what it is
-known to do, so a change shows up as a failure.
+and verification, nothing stored) in the module's one namespace for its policy. For the
+pinned Kyverno the recorded result must also match what it is known to do, so a change shows
+up as a failure.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ keyless attestor even when the attestor carries its own roots and ignores the lo
 (only key and certificate attestors skip it, kyverno#16298), so offline it refuses every
 image: KEY-01.ivpol reports that when Kyverno's log shows the TUF failure, and the twin's
 negative cases cannot be judged beside a refused control.
+
+Every case asks admission only: server-side dry runs (the same webhooks and verification,
+nothing stored) in the module's one namespace per policy (`shared_namespace`).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def _variant(api: str, base: str) -> str:
 
 
 def _admit(admit: Admit, ns: str, role: str, image: oci.PushedImage, target: Target) -> Admission:
-    return admit(k8s.pod(role.removeprefix("kl-"), ns, image.by_tag, target.run_id))
+    return admit(k8s.pod(role.removeprefix("kl-"), ns, image.by_tag, target.run_id), dry_run=True)
 
 
 def _named(api: str, image: oci.PushedImage) -> str:
@@ -145,7 +148,7 @@ def _control(
 @API
 def test_right_identity_admitted(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -153,7 +156,7 @@ def test_right_identity_admitted(
     cluster: Cluster,
 ) -> None:
     """The control of every other KEY case."""
-    ns = make_namespace(_variant(api, "keyless"))
+    ns = shared_namespace(_variant(api, "keyless"))
     signed = scenarios.images["kl-signer"]
     since = time.time()
     result = _admit(admit, ns, "kl-signer", signed, target)
@@ -186,7 +189,7 @@ def _denied(
     base: str,
     role: str,
     reason: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -195,7 +198,7 @@ def _denied(
     control: bool = True,
 ) -> admission.Denied:
     _skip_if_tuf_seen(api)
-    ns = make_namespace(_variant(api, base))
+    ns = shared_namespace(_variant(api, base))
     if control:
         _control(api, ns, admit, scenarios, target, cluster)
     image = scenarios.images[role]
@@ -223,7 +226,7 @@ def _denied(
 @API
 def test_other_subject_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -234,7 +237,7 @@ def test_other_subject_denied(
     signer = scenarios.keyless["subjects"][keyless.SIGNER]
     impostor = scenarios.keyless["subjects"][keyless.IMPOSTOR]
     reason = f"subject mismatch: expected {signer}, received {impostor}"
-    args = (make_namespace, admit, scenarios, policy_of, target, cluster)
+    args = (shared_namespace, admit, scenarios, policy_of, target, cluster)
     _denied(api, "keyless", "kl-impostor", reason, *args)
 
 
@@ -250,7 +253,7 @@ def test_other_subject_denied(
 @API
 def test_other_issuer_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -260,11 +263,11 @@ def test_other_issuer_denied(
     """A subject means nothing without its issuer: the same name from another identity
     provider is another identity."""
     _skip_if_tuf_seen(api)
-    control_ns = make_namespace(_variant(api, "keyless"))
+    control_ns = shared_namespace(_variant(api, "keyless"))
     _control(api, control_ns, admit, scenarios, target, cluster)
     issuer = scenarios.keyless["issuer"]
     reason = f"issuer mismatch: expected {keyless.OTHER_ISSUER}, received {issuer}"
-    args = (make_namespace, admit, scenarios, policy_of, target, cluster)
+    args = (shared_namespace, admit, scenarios, policy_of, target, cluster)
     _denied(api, "keyless-issuer", "kl-signer", reason, *args, control=False)
 
 
@@ -280,7 +283,7 @@ def test_other_issuer_denied(
 @API
 def test_other_root_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -294,7 +297,7 @@ def test_other_root_denied(
     )
     reason = "no matching signatures: cert verification failed: x509: certificate signed by "
     reason += "unknown authority"
-    args = (make_namespace, admit, scenarios, policy_of, target, cluster)
+    args = (shared_namespace, admit, scenarios, policy_of, target, cluster)
     _denied(api, "keyless", "kl-foreign", reason, *args)
 
 
@@ -309,7 +312,7 @@ def test_other_root_denied(
 @API
 def test_identity_regexp_enforced(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -319,7 +322,7 @@ def test_identity_regexp_enforced(
     """An identity regexp is a check, not a comment: a name that only starts like the
     signer's does not match an anchored expression."""
     _skip_if_tuf_seen(api)
-    ns = make_namespace(_variant(api, "keyless-regexp"))
+    ns = shared_namespace(_variant(api, "keyless-regexp"))
     _control(api, ns, admit, scenarios, target, cluster)
     image = scenarios.images["kl-impostor"]
     result = _admit(admit, ns, "kl-impostor", image, target)
@@ -482,7 +485,7 @@ def test_invalid_regexp(
 @API
 def test_attestation_by_other_identity_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -492,7 +495,7 @@ def test_attestation_by_other_identity_denied(
     """A keyless attestation counts only from the identity the policy names: a signed image
     does not borrow trust for an attestation anyone else attached."""
     _skip_if_tuf_seen(api)
-    ns = make_namespace(_variant(api, "keyless-attest"))
+    ns = shared_namespace(_variant(api, "keyless-attest"))
     _control(api, ns, admit, scenarios, target, cluster)
     image = scenarios.images["kl-attested-impostor"]
     result = _admit(admit, ns, "kl-attested-impostor", image, target)

@@ -9,6 +9,9 @@ namespace.
 The ImageValidatingPolicy refuses every attestation made without a transparency log on
 Kyverno v1.19.1 (kyverno#17109, reported as ATT-01.ivpol): its cases are judged only when the
 control is admitted.
+
+Every case asks admission only: server-side dry runs (the same webhooks and verification,
+nothing stored) in the module's one namespace per policy (`shared_namespace`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ CPOL_NO_SBOM = (
 
 
 def _admit(admit: Admit, ns: str, role: str, image: oci.PushedImage, target: Target) -> Admission:
-    return admit(k8s.pod(role.removeprefix("att-supply-"), ns, image.by_tag, target.run_id))
+    return admit(
+        k8s.pod(role.removeprefix("att-supply-"), ns, image.by_tag, target.run_id), dry_run=True
+    )
 
 
 def _control(api: str, ns: str, admit: Admit, scenarios: Scenarios, target: Target) -> None:
@@ -68,7 +73,7 @@ def _control(api: str, ns: str, admit: Admit, scenarios: Scenarios, target: Targ
 @API
 def test_untrusted_builder_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -76,7 +81,7 @@ def test_untrusted_builder_denied(
 ) -> None:
     """Provenance is read, not only counted: a build from a laptop is not a release build,
     whoever signed its attestation."""
-    ns = make_namespace(VARIANT[api])
+    ns = shared_namespace(VARIANT[api])
     _control(api, ns, admit, scenarios, target)
     image = scenarios.images["att-supply-builder"]
     result = _admit(admit, ns, "att-supply-builder", image, target)
@@ -103,7 +108,7 @@ def test_untrusted_builder_denied(
 @API
 def test_sbom_missing_denied(
     api: str,
-    make_namespace: MakeNamespace,
+    shared_namespace: MakeNamespace,
     admit: Admit,
     scenarios: Scenarios,
     policy_of: PolicyOf,
@@ -111,7 +116,7 @@ def test_sbom_missing_denied(
 ) -> None:
     """Every required attestation is required: good provenance does not stand in for a
     missing SBOM."""
-    ns = make_namespace(VARIANT[api])
+    ns = shared_namespace(VARIANT[api])
     _control(api, ns, admit, scenarios, target)
     image = scenarios.images["att-supply-nosbom"]
     result = _admit(admit, ns, "att-supply-nosbom", image, target)
