@@ -213,7 +213,8 @@ def compatibility_html(tests: list[TestResult]) -> str:
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     return (
         '<h2 id="compatibility">Signature format compatibility</h2>'
-        "<p>What the Kyverno under test accepts for each cosign signature format, per policy "
+        "<p>What the Kyverno under test accepts for each cosign signature and attestation "
+        "format (COMPAT-01, COMPAT-02), per policy "
         "API (recorded on every run, never skipped).</p>"
         '<table class="signcheck-compat"><thead><tr>'
         + "".join(f"<th>{h}</th>" for h in head)
