@@ -15,6 +15,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -68,9 +69,9 @@ DISCOVERY_BINDING = "signcheck-oidc-discovery"
 
 
 def regexp(text: str) -> str:
-    """An anchored regular expression matching exactly `text`."""
-    escaped = "".join("\\" + c if c in r".^$*+?()[]{}|\/" else c for c in text)
-    return f"^{escaped}$"
+    """An anchored regular expression matching exactly `text` (Go's RE2 reads Python's
+    escapes: a backslash before any punctuation is that character)."""
+    return f"^{re.escape(text)}$"
 
 
 def identities(record: dict[str, Any]) -> dict[str, policies.Identity]:
@@ -205,21 +206,7 @@ def _verifies(
     KEY-04's denial means "not trusted", not "malformed"."""
     root = workdir / "foreign-root.pem"
     root.write_text(root_pem)
-    result = cosign.run(
-        [
-            "verify",
-            "--certificate-identity",
-            identity,
-            "--certificate-oidc-issuer",
-            SA_ISSUER,
-            "--insecure-ignore-tlog=true",
-            "--insecure-ignore-sct=true",
-            *(["--new-bundle-format=false"] if cosign.major >= 3 else []),
-            image.by_digest,
-        ],
-        env={"SIGSTORE_ROOT_FILE": str(root)},
-    )
-    return result.returncode == 0
+    return cosign.verify_certificate(identity, SA_ISSUER, root, image.by_digest).returncode == 0
 
 
 def _write_secret(path: Path, token: str) -> None:

@@ -391,42 +391,57 @@ class Cosign:
         ]
         return self._check("sign (certificate)", self.run([*args, reference], key.password))
 
-    def verify_args(
-        self, public_key: Path | str, reference: str, fmt: SignatureFormat = "legacy"
-    ) -> list[str]:
-        args = [
-            "verify",
-            "--key",
-            str(public_key),
-            "--insecure-ignore-tlog=true",
-            "--output",
-            "json",
-            *self._registry_flags(),
-        ]
+    def _verify_flags(self, fmt: SignatureFormat) -> list[str]:
+        # No transparency log offline; cosign 3 told which format to read.
+        flags = ["--insecure-ignore-tlog=true", "--output", "json", *self._registry_flags()]
         if self.major >= 3:
-            args.append(f"--new-bundle-format={'true' if fmt == 'bundle' else 'false'}")
-        return [*args, reference]
+            flags.append(f"--new-bundle-format={'true' if fmt == 'bundle' else 'false'}")
+        return flags
+
+    def verify_args(
+        self,
+        public_key: Path | str,
+        reference: str,
+        fmt: SignatureFormat = "legacy",
+        command: str = "verify",
+        extra: Sequence[str] = (),
+    ) -> list[str]:
+        return [command, "--key", str(public_key), *extra, *self._verify_flags(fmt), reference]
+
+    def _verification(self, what: str, args: list[str], claims: bool) -> Verification:
+        # "no signatures" and "no matching signatures" are results; anything else a ToolError.
+        result = self.run(args)
+        outcome = classify(result.returncode, result.stderr)
+        if outcome == "error":
+            self._check(what, result)
+        return Verification(outcome, parse_claims(result.stdout) if claims else (), result)
 
     def verify_attestation(
         self, public_key: Path | str, reference: str, kind: str, fmt: SignatureFormat = "legacy"
     ) -> Verification:
         """`cosign verify-attestation --type kind` with a public key, as `verify`."""
-        args = self.verify_args(public_key, reference, fmt)
-        args[0] = "verify-attestation"
-        args[1:1] = ["--type", kind]
-        result = self.run(args)
-        outcome = classify(result.returncode, result.stderr)
-        if outcome == "error":
-            self._check("verify-attestation", result)
-        return Verification(outcome, (), result)
+        args = self.verify_args(public_key, reference, fmt, "verify-attestation", ("--type", kind))
+        return self._verification("verify-attestation", args, claims=False)
+
+    def verify_certificate(self, identity: str, issuer: str, root: Path, reference: str) -> Result:
+        """`cosign verify` of a certificate-carrying signature: the certificate's identity and
+        issuer, chained to `root` (SIGSTORE_ROOT_FILE), no SCT or log offline. The result is
+        returned whatever it is: a refusal is what a caller may want to record."""
+        args = [
+            "verify",
+            "--certificate-identity",
+            identity,
+            "--certificate-oidc-issuer",
+            issuer,
+            "--insecure-ignore-sct=true",
+            *self._verify_flags("legacy"),
+            reference,
+        ]
+        return self.run(args, env={"SIGSTORE_ROOT_FILE": str(root)})
 
     def verify(
         self, public_key: Path | str, reference: str, fmt: SignatureFormat = "legacy"
     ) -> Verification:
         """Verify with a public key; "no signatures" and "no matching signatures" are results,
         anything else unexpected is a ToolError."""
-        result = self.run(self.verify_args(public_key, reference, fmt))
-        outcome = classify(result.returncode, result.stderr)
-        if outcome == "error":
-            self._check("verify", result)
-        return Verification(outcome, parse_claims(result.stdout), result)
+        return self._verification("verify", self.verify_args(public_key, reference, fmt), True)
