@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from signcheck import cli, redact
+from signcheck.cli import children
 from signcheck.cli import matrix as cli_matrix
-from signcheck.report.matrix import SCHEMA, MatrixRun, build, unexplained, write
+from signcheck.report.compare import RunResult, unexplained
+from signcheck.report.matrix import SCHEMA, build, write
 from signcheck.tools import pins
 
 SECRET = "planted-secret-value-1"
@@ -51,7 +53,7 @@ def _summary(directory: Path, version: str, tests: list[dict[str, Any]], sentenc
 
 
 @pytest.fixture
-def two_runs(tmp_path: Path) -> list[MatrixRun]:
+def two_runs(tmp_path: Path) -> list[RunResult]:
     redact.register(SECRET)
     new = _summary(
         tmp_path / "matrix" / "v1.19.1",
@@ -87,10 +89,10 @@ def two_runs(tmp_path: Path) -> list[MatrixRun]:
         ],
         "enforced, with 1 finding (1 high)",
     )
-    return [MatrixRun("v1.19.1", new, 0, None), MatrixRun("v1.18.2", old, 1, None)]
+    return [RunResult("v1.19.1", new, 0, None), RunResult("v1.18.2", old, 1, None)]
 
 
-def test_rows_cells_and_differences(tmp_path: Path, two_runs: list[MatrixRun]) -> None:
+def test_rows_cells_and_differences(tmp_path: Path, two_runs: list[RunResult]) -> None:
     m = build(two_runs, tmp_path)
     assert m["schema"] == SCHEMA and m["versions"] == ["v1.19.1", "v1.18.2"]
     # Scenario order with numbers as numbers; tests without a scenario last.
@@ -117,7 +119,7 @@ def test_rows_cells_and_differences(tmp_path: Path, two_runs: list[MatrixRun]) -
     assert m["totals"]["v1.19.1"]["pass"] == 4 and m["totals"]["v1.19.1"]["total"] == 5
 
 
-def test_page_lists_differences_first(tmp_path: Path, two_runs: list[MatrixRun]) -> None:
+def test_page_lists_differences_first(tmp_path: Path, two_runs: list[RunResult]) -> None:
     json_path, html_path = write(build(two_runs, tmp_path), tmp_path)
     assert json.loads(json_path.read_text())["differences"] == 3
     page = html_path.read_text()
@@ -131,7 +133,7 @@ def test_page_lists_differences_first(tmp_path: Path, two_runs: list[MatrixRun])
     assert 'class="cell o-absent"' in rows[1]
 
 
-def test_secrets_never_in_the_matrix(tmp_path: Path, two_runs: list[MatrixRun]) -> None:
+def test_secrets_never_in_the_matrix(tmp_path: Path, two_runs: list[RunResult]) -> None:
     json_path, html_path = write(build(two_runs, tmp_path), tmp_path)
     for path in (json_path, html_path):
         text = path.read_text()
@@ -144,18 +146,18 @@ def test_detail_is_cut_after_redaction(tmp_path: Path) -> None:
     # The secret straddles the cut: cut first, its head would survive unrecognised.
     message = "x" * 190 + SECRET
     d = _summary(tmp_path / "v", "v1.19.1", [_test("t::a", "fail", "A-01", message=message)], "x")
-    cell = build([MatrixRun("v1.19.1", d)], tmp_path)["rows"][0]["cells"]["v1.19.1"]
+    cell = build([RunResult("v1.19.1", d)], tmp_path)["rows"][0]["cells"]["v1.19.1"]
     assert SECRET[:5] not in cell["detail"] and len(cell["detail"]) <= 200
 
 
 def test_html_is_escaped(tmp_path: Path) -> None:
     d = _summary(tmp_path / "v", "v1.19.1", [_test("t::a", "fail", "A-01", message="<b>x")], "x")
-    page = write(build([MatrixRun("v1.19.1", d)], tmp_path), tmp_path)[1].read_text()
+    page = write(build([RunResult("v1.19.1", d)], tmp_path), tmp_path)[1].read_text()
     assert "<b>x" not in page and "&lt;b&gt;x" in page
 
 
-def test_errored_run_shows_its_error(tmp_path: Path, two_runs: list[MatrixRun]) -> None:
-    broken = MatrixRun("v1.18.2", tmp_path / "matrix" / "nothing", 4, "exited 4: bad option")
+def test_errored_run_shows_its_error(tmp_path: Path, two_runs: list[RunResult]) -> None:
+    broken = RunResult("v1.18.2", tmp_path / "matrix" / "nothing", 4, "exited 4: bad option")
     m = build([two_runs[0], broken], tmp_path)
     run = m["runs"][1]
     assert run["error"] == "exited 4: bad option" and run["verdict"] is None
@@ -168,7 +170,7 @@ def test_errored_run_shows_its_error(tmp_path: Path, two_runs: list[MatrixRun]) 
 
 
 def test_missing_summary_without_error_is_named(tmp_path: Path) -> None:
-    m = build([MatrixRun("v1.18.2", tmp_path / "empty", None, None)], tmp_path)
+    m = build([RunResult("v1.18.2", tmp_path / "empty", None, None)], tmp_path)
     assert m["runs"][0]["error"].startswith("no summary.json in ")
 
 
@@ -203,7 +205,7 @@ def test_command_writes_matrix_and_exit_code(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    two_runs: list[MatrixRun],
+    two_runs: list[RunResult],
 ) -> None:
     (tmp_path / "tests").mkdir()
     monkeypatch.chdir(tmp_path)
@@ -211,7 +213,7 @@ def test_command_writes_matrix_and_exit_code(
 
     def fake_run_all(
         versions: list[str], reports: Path, jobs: int, args: list[str]
-    ) -> list[MatrixRun]:
+    ) -> list[RunResult]:
         seen.update(versions=versions, jobs=jobs, args=args)
         return two_runs
 
@@ -257,28 +259,29 @@ time.sleep(60)
 """
 
 
-def _child(tmp_path: Path, code: str, *args: str) -> cli_matrix._Child:
+def _child(tmp_path: Path, code: str, *args: str) -> children.Child:
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, start_new_session=True
     )
     assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-    return cli_matrix._Child("v", proc, tmp_path, tmp_path / "log", time.monotonic())
+    plan = children.Planned("v", "Kyverno v", tmp_path, ())
+    return children.Child(plan, proc, tmp_path / "log", time.monotonic())
 
 
 def test_interrupt_lets_each_run_clean_up(tmp_path: Path) -> None:
     marker = tmp_path / "cleaned"
     child = _child(tmp_path, _TRAPS_SIGINT, str(marker))
-    cli_matrix._stop([child])
+    children.stop([child], "signcheck matrix")
     assert child.proc.returncode == 2 and marker.read_text() == "cleaned"
 
 
 def test_interrupt_kills_a_run_that_does_not_stop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli_matrix, "STOP_GRACE_SECONDS", 1.0)
+    monkeypatch.setattr(children, "STOP_GRACE_SECONDS", 1.0)
     ignores = "import signal,time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
     child = _child(tmp_path, ignores + "print('ready', flush=True)\ntime.sleep(60)\n")
-    cli_matrix._stop([child])
+    children.stop([child], "signcheck matrix")
     assert child.proc.returncode == -signal.SIGKILL
 
 

@@ -9,35 +9,19 @@ Documented in docs/matrix.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from signcheck import redact
+from signcheck.cli import children
+from signcheck.cli.children import default_jobs
 from signcheck.errors import ConfigError
 from signcheck.report import matrix as report_matrix
-from signcheck.report.matrix import MatrixRun
+from signcheck.report.compare import RunResult
 from signcheck.run import interrupts
 
-POLL_SECONDS = 0.5
-STOP_GRACE_SECONDS = 60.0
-"""After Ctrl-C: how long each run gets to remove its environment before it is killed."""
 OWNED_OPTIONS = ("--kyverno-version", "--signcheck-reports")
 """Set by the matrix for each run; given again among the pytest arguments they would clash."""
-REPORT_FILES = ("summary.json", "report.html", "junit.xml")
-
-
-def default_jobs() -> int:
-    # Each run boots its own local Kubernetes environment: about two cores each.
-    return max(1, (os.cpu_count() or 1) // 2)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,15 +77,9 @@ def selected_versions(option: str | None) -> list[str]:
 
 
 def _pytest_args(raw: list[str]) -> list[str]:
-    args = raw[1:] if raw[:1] == ["--"] else list(raw)
-    for arg in args:
-        for option in OWNED_OPTIONS:
-            if arg == option or arg.startswith(option + "="):
-                raise ConfigError(
-                    f"{option} is set by signcheck matrix for each run: leave it out of the "
-                    "pytest arguments (use --kyverno and --reports)"
-                )
-    return args
+    return children.pytest_args(
+        raw, OWNED_OPTIONS, "signcheck matrix", "use --kyverno and --reports"
+    )
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
@@ -154,175 +132,26 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-@dataclass
-class _Child:
-    version: str
-    proc: subprocess.Popen[bytes]
-    reports_dir: Path
-    log: Path
-    started: float
-
-
 def run_all(
     versions: list[str], reports: Path, jobs: int, pytest_args: list[str]
-) -> list[MatrixRun]:
-    """Every version's run, at most `jobs` at once; on Ctrl-C (or SIGTERM) each running
-    child is interrupted like a terminal Ctrl-C and given time to remove its environment."""
-    pending = list(versions)
-    running: list[_Child] = []
-    done: dict[str, MatrixRun] = {}
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                started = _start(pending.pop(0), reports, pytest_args)
-                if isinstance(started, MatrixRun):
-                    done[started.version] = started
-                else:
-                    running.append(started)
-            time.sleep(POLL_SECONDS)
-            for child in list(running):
-                code = child.proc.poll()
-                if code is not None:
-                    running.remove(child)
-                    done[child.version] = _finish(child, code)
-    except KeyboardInterrupt:
-        _stop(running)
-        raise
-    return [done[v] for v in versions]
-
-
-def _start(version: str, reports: Path, pytest_args: list[str]) -> _Child | MatrixRun:
-    reports_dir = reports / "matrix" / version
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    # A previous matrix's files would be read as this run's if this one writes none.
-    for name in REPORT_FILES:
-        (reports_dir / name).unlink(missing_ok=True)
-    log = reports_dir / "pytest.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "tests",
-        # Concurrent runs in one checkout would race on .pytest_cache.
-        "-p",
-        "no:cacheprovider",
-        "--kyverno-version",
-        version,
-        "--signcheck-reports",
-        str(reports_dir),
-        *pytest_args,
-    ]
-    try:
-        with log.open("wb") as out:
-            # A session of its own: a terminal Ctrl-C reaches this process only, which then
-            # interrupts each run exactly once (a second SIGINT would abandon its cleanup).
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_interrupt_when_orphaned,
-            )
-    except OSError as err:
-        print(f"signcheck matrix: Kyverno {version} could not start: {err}", flush=True)
-        return MatrixRun(version, reports_dir, None, f"could not start pytest: {err}")
-    print(f"signcheck matrix: {version} started (log: {log})", flush=True)
-    return _Child(version, proc, reports_dir, log, time.monotonic())
-
-
-def _interrupt_when_orphaned() -> None:
-    """In the child, before pytest starts: when `signcheck matrix` dies without passing on
-    an interrupt (killed, or a closed pipe on its output), the kernel sends the run SIGINT, so
-    it stops and removes its environment instead of running on unowned (Linux prctl
-    PR_SET_PDEATHSIG; elsewhere a no-op)."""
-    # A matrix started in the background of a non-interactive shell has SIGINT ignored, and
-    # a Python that starts with it ignored never raises KeyboardInterrupt: the run must take
-    # the interrupt this command passes on.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT)
-    except (OSError, AttributeError):
-        pass
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def _finish(child: _Child, code: int) -> MatrixRun:
-    seconds = round(time.monotonic() - child.started)
-    sentence = _verdict_sentence(child.reports_dir / "summary.json")
-    error = None
-    if sentence is None:
-        ended = f"killed by signal {-code}" if code < 0 else f"exited {code}"
-        error = f"{ended} without a summary.json"
-        if last := _last_log_line(child.log):
-            error += f"; last log line: {last}"
-        sentence = error
-    print(
-        f"signcheck matrix: {child.version} done in {seconds} s: {sentence} (exit {code})",
-        flush=True,
-    )
-    return MatrixRun(child.version, child.reports_dir, code, error)
-
-
-def _verdict_sentence(path: Path) -> str | None:
-    try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-        sentence = data["verdict"]["sentence"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return redact.redact(str(sentence)) if sentence else None
-
-
-def _last_log_line(log: Path) -> str:
-    try:
-        with log.open("rb") as f:
-            f.seek(max(0, log.stat().st_size - 16384))
-            tail = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    last = redact.redact(lines[-1]) if lines else ""
-    return last[:200]
-
-
-def _signal(child: _Child, sig: signal.Signals) -> None:
-    # The child's process group, as a terminal would: pytest-xdist's workers are in it.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.proc.pid, sig)
-
-
-def _stop(running: list[_Child]) -> None:
-    if not running:
-        return
-    names = ", ".join(c.version for c in running)
-    print(
-        f"signcheck matrix: interrupted: stopping the runs of Kyverno {names}; each removes its "
-        f"environment (up to {STOP_GRACE_SECONDS:.0f} s; Ctrl-C again to kill them now)",
-        file=sys.stderr,
-        flush=True,
-    )
-    for child in running:
-        _signal(child, signal.SIGINT)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    try:
-        while any(c.proc.poll() is None for c in running) and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS)
-    except KeyboardInterrupt:
-        pass
-    left = [c for c in running if c.proc.poll() is None]
-    for child in left:
-        _signal(child, signal.SIGKILL)
-        child.proc.wait()
-    if left:
-        print(
-            "signcheck matrix: killed the runs of Kyverno "
-            f"{', '.join(c.version for c in left)}; `signcheck cleanup` removes what they left",
-            file=sys.stderr,
-            flush=True,
+) -> list[RunResult]:
+    """Every version's run, at most `jobs` at once (`signcheck.cli.children`)."""
+    planned = [
+        children.Planned(
+            label=version,
+            title=f"Kyverno {version}",
+            reports_dir=reports / "matrix" / version,
+            args=(
+                "--kyverno-version",
+                version,
+                "--signcheck-reports",
+                str(reports / "matrix" / version),
+                *pytest_args,
+            ),
         )
+        for version in versions
+    ]
+    return children.run_all(planned, jobs, "signcheck matrix")
 
 
 def _print_differences(matrix: dict[str, Any]) -> None:
