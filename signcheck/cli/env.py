@@ -18,6 +18,7 @@ from typing import Literal
 from signcheck.errors import ConfigError, EnvironmentNotReady
 from signcheck.localenv.process import is_alive
 from signcheck.localenv.reap import down, reap_abandoned
+from signcheck.localenv.services.registry import USERNAME as REGISTRY_USER
 from signcheck.localenv.spec import EnvSpec
 from signcheck.localenv.state import EnvState, list_runs
 from signcheck.places import env_runs
@@ -158,6 +159,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not outcome.get("ok"):
         raise EnvironmentNotReady(str(outcome.get("message")), str(outcome.get("details", "")))
     info = dict(outcome["info"])  # type: ignore[call-overload]
+    info["profile"] = str(write_profile(info))
     if args.json:
         print(json.dumps({**info, "boot_seconds": outcome.get("boot_seconds")}, indent=2))
         return 0
@@ -172,11 +174,45 @@ def cmd_up(args: argparse.Namespace) -> int:
     if reg.get("ca_path"):
         print(f"  registry CA {reg['ca_path']}  (--registry-ca)")
     print(f"  run dir     {info['run_dir']}")
+    print(f"  profile     {info['profile']}  (pytest --profile, signcheck fleet --profile)")
     if info.get("kyverno_values"):
         print("  Kyverno     not installed; its images are in the registry, values in")
         print(f"              {info['kyverno_values']} (--kyverno-mode install --kyverno-values)")
     print(f"  export KUBECONFIG={info['kubeconfig']}")
     return 0
+
+
+def write_profile(info: dict[str, object]) -> Path:
+    """`<run dir>/profile.toml`: the cluster target pointed at this environment, so `pytest
+    --profile` and `signcheck fleet --profile` need nothing else (no secret: a registry with
+    auth names where its password is, to export as SIGNCHECK_REGISTRY_PASSWORD)."""
+    reg = info["registry"]
+    assert isinstance(reg, dict)
+    values: dict[str, object] = {
+        "target": "cluster",
+        "kubeconfig": info["kubeconfig"],
+        "registry": reg["host"],
+        "registry-scheme": reg["scheme"],
+        "registry-ca": reg.get("ca_path"),
+        "kyverno-namespace": info.get("kyverno_namespace"),
+    }
+    if info.get("kyverno_values"):
+        values.update({"kyverno-mode": "install", "kyverno-values": info["kyverno_values"]})
+    lines = [
+        f"# The cluster target pointed at the local environment {info['run_id']} "
+        "(`signcheck env up`).",
+        "# pytest tests --profile <this file>; signcheck fleet --profile <this file> ...",
+    ]
+    if reg.get("auth"):
+        values["registry-username"] = REGISTRY_USER
+        lines.append(
+            f"# export SIGNCHECK_REGISTRY_PASSWORD (the password in {reg['credentials_path']})"
+        )
+    # JSON strings are valid TOML basic strings.
+    lines += [f"{k} = {json.dumps(str(v))}" for k, v in values.items() if v]
+    path = Path(str(info["run_dir"])) / "profile.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def _status_rows(state: EnvState) -> dict[str, object]:

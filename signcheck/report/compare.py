@@ -91,9 +91,10 @@ def rows(labels: list[str], tests: dict[str, dict[str, dict[str, Any]]]) -> list
     out = []
     for nodeid, known in nodeids.items():
         cells = {label: cell(tests.get(label, {}).get(nodeid)) for label in labels}
-        # A run without a summary says nothing about any test: its "absent" cells would
-        # make every row differ and hide the real differences (its error is on its run line).
-        judged = {cells[label]["outcome"] for label in labels if label in tests}
+        # A run without a summary, or stopped before its first test, says nothing about any
+        # test: its "absent" cells would make every row differ and hide the real differences
+        # (why it judged nothing is on its run line).
+        judged = {cells[label]["outcome"] for label in labels if tests.get(label)}
         out.append(
             {
                 "nodeid": nodeid,
@@ -160,11 +161,11 @@ def cell(test: dict[str, Any] | None) -> dict[str, str]:
     return {"outcome": outcome, "detail": one_line(detail)}
 
 
-def one_line(text: str) -> str:
+def one_line(text: str, limit: int = DETAIL_MAX) -> str:
     # Redacted before it is cut: a secret cut in half is no longer recognisable.
     lines = redact(text).strip().splitlines()
     first = lines[0].strip() if lines else ""
-    return first if len(first) <= DETAIL_MAX else first[: DETAIL_MAX - 1] + "…"
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def link(path: Path, base: Path) -> str | None:
