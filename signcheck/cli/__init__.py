@@ -1,5 +1,5 @@
 """The `signcheck` command: tools, the local environment, cleanup, the scenario catalogue, the
-Kyverno version matrix and the fleet of clusters.
+Kyverno version matrix, the fleet of clusters and the suite run inside a cluster.
 
 Errors a user can cause print one actionable line (and details) and exit 2; nothing else
 prints a traceback unless SIGNCHECK_DEBUG is set.
@@ -19,11 +19,11 @@ from signcheck.errors import SigncheckError
 def build_parser() -> argparse.ArgumentParser:
     # One sub-command per module, each adding its own parser; imported here, not at the top,
     # so `signcheck tools ...` does not pay for the environment's imports.
-    from signcheck.cli import catalogue, cleanup, env, fleet, matrix, tools
+    from signcheck.cli import catalogue, cleanup, env, fleet, incluster, matrix, tools
 
     parser = argparse.ArgumentParser(prog="signcheck", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for command in (tools, cleanup, catalogue, env, matrix, fleet):
+    for command in (tools, cleanup, catalogue, env, matrix, fleet, incluster):
         command.add_parser(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""The suite inside the cluster it judges: its image, the Job, the Sonobuoy contract."""
