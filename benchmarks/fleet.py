@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         for env in envs:
             _signcheck("env", "down", "--run", str(env["run_id"]))
-    fleet_median = statistics.median(p["fleet"]["wall_seconds"] for p in pairs)
-    seq_median = statistics.median(p["sequential"]["wall_seconds"] for p in pairs)
+    fleet_median = round(statistics.median(p["fleet"]["wall_seconds"] for p in pairs), 1)
+    seq_median = round(statistics.median(p["sequential"]["wall_seconds"] for p in pairs), 1)
     result = {
         "clusters": CLUSTERS,
         "select": args.select or "(the whole catalogue)",

@@ -217,13 +217,13 @@ def _tools(progress: Callable[[str], None]) -> Layer:
     from signcheck.tools import pins
 
     found = [pins.resolve(name) for name in COSIGN_TOOLS]
-    missing = [r for r in found if r.path is None]
+    missing = [r for r in found if not r.ok]
     if missing:
         raise ToolNotFound(
             f"{', '.join(r.name for r in missing)} not built: the suite image carries the "
             f"pinned cosign; run signcheck tools build {' '.join(r.name for r in missing)}"
         )
-    key = _key(*(f"{r.name}={r.version}:{r.path}:{r.path.stat().st_size}" for r in found))  # type: ignore[union-attr]
+    key = _key(*(f"{r.name}={r.pinned}:{r.path}:{r.path.stat().st_size}" for r in found if r.path))
 
     def make(tar_path: Path) -> None:
         with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:

@@ -51,7 +51,12 @@ EXTRA_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     *((v, "wgpolicyk8s.io", r) for r in ("policyreports",) for v in ("get", "list")),
     *(
         (v, "admissionregistration.k8s.io", r)
-        for r in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")
+        for r in (
+            "validatingwebhookconfigurations",
+            "mutatingwebhookconfigurations",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings",
+        )
         for v in ("get", "list")
     ),
     ("get", "apps", "deployments/scale"),

@@ -58,13 +58,13 @@ def push_and_sign(
     """The suite image in `registry`, signed; its reference by digest."""
     built = image.build(checkout, progress)
     oci = OciClient(registry)
-    repository = f"{registry.repository_prefix}/{image.REPOSITORY}"
-    progress(f"pushing the suite image to {registry.host}/{repository}:{run_id}")
+    repository = f"{registry.host}/{registry.repository_prefix}/{image.REPOSITORY}"
+    progress(f"pushing the suite image to {repository}:{run_id}")
     for layer in built.layers:
         oci.push_blob(repository, LAYER_TAR_GZIP, layer.gz.read_bytes())
     oci.push_blob(repository, built.config.media_type, built.config.data)
     digest = oci.put_manifest(repository, run_id, built.manifest, MANIFEST_OCI)
-    reference = f"{registry.host}/{repository}@{digest}"
+    reference = f"{repository}@{digest}"
     cosign = Cosign.from_tools(registry, workdir)
     if signing_key:
         # The user's key (password from COSIGN_PASSWORD), e.g. the one their own

@@ -50,6 +50,8 @@ RUN_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     ("create", "", "pods"),
     ("get", "", "serviceaccounts"),
     ("list", "", "events"),
+    # The run finds its own Secrets (in Kyverno's namespace too) by its label, cluster-wide.
+    ("list", "", "secrets"),
     ("create", "kyverno.io", "clusterpolicies"),
     ("delete", "kyverno.io", "clusterpolicies"),
     ("list", "kyverno.io", "clusterpolicies"),
