@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from kubernetes import client
@@ -175,3 +175,29 @@ def admission_policy(
     finally:
         adm.delete_validating_admission_policy_binding(name)
         adm.delete_validating_admission_policy(name)
+
+
+@contextmanager
+def real_node_env(
+    tmp_path_factory: pytest.TempPathFactory, kyverno: Literal["helm", "process"]
+) -> Iterator[LocalEnv]:
+    """A real-node environment (registry with TLS and credentials), or a skip naming what
+    this machine lacks for one."""
+    from signcheck.localenv.netns import missing_tools
+    from signcheck.localenv.services.containerd import cni_bin_dir, runc_path
+
+    if os.geteuid() != 0 or missing_tools() or runc_path() is None or cni_bin_dir() is None:
+        pytest.skip("a real node needs root, runc and the CNI plugins (see the README)")
+    spec = EnvSpec(
+        runs_root=tmp_path_factory.mktemp("runs"),
+        registry_auth=True,
+        registry_tls=True,
+        node_kind="real",
+        kyverno=kyverno,
+    )
+    try:
+        resolve_tools(LocalEnv(spec).required_tools())
+    except ToolNotFound as err:
+        pytest.skip(f"real-node tools not built: {err.message}")
+    with LocalEnv(spec) as env:
+        yield env

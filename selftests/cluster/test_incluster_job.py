@@ -16,13 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from selftests.cluster.conftest import real_node_env
 from signcheck.cli.env import write_profile
 from signcheck.clients.k8s import Cluster
-from signcheck.errors import ToolNotFound
-from signcheck.localenv import EnvSpec, LocalEnv
-from signcheck.localenv.env import resolve_tools
-from signcheck.localenv.netns import missing_tools
-from signcheck.localenv.services.containerd import cni_bin_dir, runc_path
+from signcheck.localenv import LocalEnv
 from signcheck.target import RUN_LABEL
 
 pytestmark = pytest.mark.integration
@@ -31,22 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def real_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEnv]:
-    if os.geteuid() != 0 or missing_tools() or runc_path() is None or cni_bin_dir() is None:
-        pytest.skip("a real node needs root, runc and the CNI plugins (see the README)")
     if shutil.which("mmdebstrap") is None:
         pytest.skip("the suite image needs mmdebstrap (apt-get install mmdebstrap)")
-    spec = EnvSpec(
-        runs_root=tmp_path_factory.mktemp("runs"),
-        registry_auth=True,
-        registry_tls=True,
-        node_kind="real",
-        kyverno="process",
-    )
-    try:
-        resolve_tools(LocalEnv(spec).required_tools())
-    except ToolNotFound as err:
-        pytest.skip(f"real-node tools not built: {err.message}")
-    with LocalEnv(spec) as env:
+    with real_node_env(tmp_path_factory, "process") as env:
         yield env
 
 

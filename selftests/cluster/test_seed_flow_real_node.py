@@ -7,18 +7,12 @@ its Service, the seed's tests green, and the release gone afterwards."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from selftests.cluster.conftest import ClusterUnderTest
-from signcheck.errors import ToolNotFound
-from signcheck.localenv import EnvSpec, LocalEnv
-from signcheck.localenv.env import resolve_tools
-from signcheck.localenv.netns import missing_tools
-from signcheck.localenv.services.containerd import cni_bin_dir, runc_path
+from selftests.cluster.conftest import ClusterUnderTest, real_node_env
 from signcheck.tools import helm
 
 pytestmark = pytest.mark.integration
@@ -26,20 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterUnderTest]:
-    if os.geteuid() != 0 or missing_tools() or runc_path() is None or cni_bin_dir() is None:
-        pytest.skip("a real node needs root, runc and the CNI plugins (see the README)")
-    spec = EnvSpec(
-        runs_root=tmp_path_factory.mktemp("runs"),
-        registry_auth=True,
-        registry_tls=True,
-        node_kind="real",
-        kyverno="helm",
-    )
-    try:
-        resolve_tools(LocalEnv(spec).required_tools())
-    except ToolNotFound as err:
-        pytest.skip(f"real-node tools not built: {err.message}")
-    with LocalEnv(spec) as env:
+    with real_node_env(tmp_path_factory, "helm") as env:
         creds = env.info.registry.credentials()
         assert creds is not None
         yield ClusterUnderTest(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signcheck.redact import redact
+from signcheck.redact import redact, redact_obj
 
 SUMMARY_SCHEMA = "signcheck.summary/v2"
 CLASSES = ("pass", "fail", "finding", "environment", "skipped")
@@ -66,6 +66,17 @@ def run_entry(run: RunResult, base: Path, key: str) -> tuple[dict[str, Any], dic
     entry["totals"] = totals(summary)
     entry["unexplained"] = unexplained(summary)
     return entry, summary
+
+
+def write(doc: dict[str, Any], out_dir: Path, name: str, render: Any) -> tuple[Path, Path]:
+    """`out_dir/<name>.json` and `out_dir/<name>.html` (`render(doc)`), both redacted."""
+    doc = redact_obj(doc)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{name}.json"
+    html_path = out_dir / f"{name}.html"
+    json_path.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", "utf-8")
+    html_path.write_text(render(doc), "utf-8")
+    return json_path, html_path
 
 
 def tests_by_nodeid(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,6 @@ subprocess, no cluster. Documented in docs/fleet.md.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -145,13 +144,7 @@ def terminal_lines(fleet: dict[str, Any]) -> list[str]:
 
 def write(fleet: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """`out_dir/fleet.json` and `out_dir/fleet.html`."""
-    fleet = redact_obj(fleet)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "fleet.json"
-    html_path = out_dir / "fleet.html"
-    json_path.write_text(json.dumps(fleet, indent=1, ensure_ascii=False) + "\n", "utf-8")
-    html_path.write_text(render_html(fleet), "utf-8")
-    return json_path, html_path
+    return compare.write(fleet, out_dir, "fleet", render_html)
 
 
 _FLEET_STYLE = """<style>

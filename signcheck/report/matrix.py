@@ -9,7 +9,6 @@ Documented in docs/matrix.md.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +46,7 @@ def build(runs: list[RunResult], out_dir: Path | None = None) -> dict[str, Any]:
 
 def write(matrix: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """`out_dir/matrix.json` and `out_dir/matrix.html`."""
-    matrix = redact_obj(matrix)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "matrix.json"
-    html_path = out_dir / "matrix.html"
-    json_path.write_text(json.dumps(matrix, indent=1, ensure_ascii=False) + "\n", "utf-8")
-    html_path.write_text(render_html(matrix), "utf-8")
-    return json_path, html_path
+    return compare.write(matrix, out_dir, "matrix", render_html)
 
 
 def render_html(matrix: dict[str, Any]) -> str:
