@@ -2,7 +2,7 @@
 no container engine), pushed to the environment's registry (TLS and credentials of its own)
 and signed, run as a Job whose pod really runs on the node; the seed's scenarios pass inside
 the cluster, the results come back into the reports directory, and the run's namespace and
-cluster role are gone afterwards."""
+cluster role, and the suite image with its signature, are gone afterwards."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ import pytest
 from selftests.cluster.conftest import real_node_env
 from signcheck.cli.env import write_profile
 from signcheck.clients.k8s import Cluster
+from signcheck.clients.oci import OciClient
 from signcheck.localenv import LocalEnv
-from signcheck.target import RUN_LABEL
+from signcheck.target import RUN_LABEL, Registry
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,11 +41,10 @@ def test_seed_scenarios_pass_inside_the_cluster(real_env: LocalEnv, tmp_path: Pa
     creds = real_env.info.registry.credentials()
     assert creds is not None
     reports = tmp_path / "reports"
-    env = {
-        **os.environ,
-        "SIGNCHECK_REGISTRY_PASSWORD": creds[1],
-        "SIGNCHECK_RUN_DIR": str(tmp_path / "runs"),
-    }
+    # The password reaches the run through the file the profile names (`env up` writes it).
+    assert "registry-password-file" in profile.read_text() and creds[1] not in profile.read_text()
+    env = {**os.environ, "SIGNCHECK_RUN_DIR": str(tmp_path / "runs")}
+    env.pop("SIGNCHECK_REGISTRY_PASSWORD", None)
     argv = [sys.executable, "-m", "signcheck", "incluster", "--profile", str(profile)]
     argv += ["--host-network", "--reports", str(reports), "--", "-k", "SEED"]
     proc = subprocess.run(
@@ -70,3 +70,8 @@ def test_seed_scenarios_pass_inside_the_cluster(real_env: LocalEnv, tmp_path: Pa
         api_version="rbac.authorization.k8s.io/v1", kind="ClusterRole"
     ).get(label_selector=f"{RUN_LABEL}={run_id}")
     assert roles.items == []
+    reg = real_env.info.registry
+    ca = Path(reg.ca_path) if reg.ca_path else None
+    oci = OciClient(Registry(reg.host, "https", ca, creds[0], creds[1]))
+    tags = oci.tags(f"{reg.host}/signcheck/signcheck-suite")
+    assert not [t for t in tags if run_id in t or t.endswith(".sig")], tags

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from signcheck import redact
 from signcheck.errors import ConfigError
 from signcheck.settings import profile
 from signcheck.settings.config import Settings
@@ -136,3 +137,27 @@ def test_the_kyverno_selection_did_not_leak() -> None:
     from signcheck.tools import pins
 
     assert pins.version_var("kyverno") not in os.environ
+
+
+def test_registry_password_from_a_file_a_profile_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each cluster of a fleet can have its own registry password: the profile names the
+    file (never the password); the variable still wins; the password is redacted."""
+    monkeypatch.delenv("SIGNCHECK_REGISTRY_PASSWORD", raising=False)
+    kc = tmp_path / "kc"
+    kc.write_text("")
+    (tmp_path / "pw").write_text("per-cluster-password-42\n")
+    prof = _profile(
+        tmp_path,
+        'target = "cluster"\nregistry = "r.example"\nkubeconfig = "kc"\n'
+        'registry-username = "ci"\nregistry-password-file = "pw"\n',
+    )
+    s = Settings.from_sources(_cli(profile=prof), {})
+    assert s.registry_password == "per-cluster-password-42"
+    assert redact.redact("x per-cluster-password-42") == f"x {redact.MASK}"
+    monkeypatch.setenv("SIGNCHECK_REGISTRY_PASSWORD", "from-the-environment")
+    assert s.registry_password == "from-the-environment"
+    (tmp_path / "pw").unlink()
+    with pytest.raises(ConfigError, match=r"--registry-password-file .* does not exist"):
+        Settings.from_sources(_cli(profile=prof), {})

@@ -185,7 +185,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def write_profile(info: dict[str, object]) -> Path:
     """`<run dir>/profile.toml`: the cluster target pointed at this environment, so `pytest
     --profile` and `signcheck fleet --profile` need nothing else (no secret: a registry with
-    auth names where its password is, to export as SIGNCHECK_REGISTRY_PASSWORD)."""
+    auth is named with the file its password is in)."""
     reg = info["registry"]
     assert isinstance(reg, dict)
     values: dict[str, object] = {
@@ -203,11 +203,15 @@ def write_profile(info: dict[str, object]) -> Path:
         "(`signcheck env up`).",
         "# pytest tests --profile <this file>; signcheck fleet --profile <this file> ...",
     ]
-    if reg.get("auth"):
+    if reg.get("auth") and reg.get("credentials_path"):
+        # The password in a file of its own (0600, in the run dir): the profile names the
+        # file, never the password, and each environment of a fleet has its own.
+        password = json.loads(Path(str(reg["credentials_path"])).read_text())["password"]
+        secret = Path(str(info["run_dir"])) / "registry-password"
+        secret.touch(mode=0o600)
+        secret.write_text(str(password))
         values["registry-username"] = REGISTRY_USER
-        lines.append(
-            f"# export SIGNCHECK_REGISTRY_PASSWORD (the password in {reg['credentials_path']})"
-        )
+        values["registry-password-file"] = str(secret)
     # JSON strings are valid TOML basic strings.
     lines += [f"{k} = {json.dumps(str(v))}" for k, v in values.items() if v]
     path = Path(str(info["run_dir"])) / "profile.toml"

@@ -158,7 +158,10 @@ def _run(args: argparse.Namespace, checkout: Path, progress: Callable[[str], Non
         deadline_seconds=args.timeout,
         settings_env=settings_env,
     )
-    outcome = run.run_job(cluster, spec, args.reports, progress)
+    try:
+        outcome = run.run_job(cluster, spec, args.reports, progress)
+    finally:
+        run.remove_image(registry, reference, progress)
     progress(f"results: {outcome.reports_dir}")
     sentence = run.summary_sentence(outcome.reports_dir)
     if outcome.problem or sentence is None:

@@ -3,9 +3,10 @@ brought back, and everything the run created in the cluster removed, whatever th
 
 The image goes to `<registry>/<prefix>/signcheck-suite:<run id>` and is signed by a key pair
 made for this run (or `--signing-key`, the key a cluster-wide policy of the user trusts), so
-a cluster that admits only signed images admits the suite too. The Job's pod writes its
-results archive to its log (`signcheck.incluster.entrypoint`); it is unpacked into
-`<reports>/incluster/<run id>/` with the pod's log beside it as `pytest.log`.
+a cluster that admits only signed images admits the suite too; both are deleted after the
+Job. The Job's pod writes its results archive to its log (`signcheck.incluster.entrypoint`);
+it is unpacked into `<reports>/incluster/<run id>/` with the pod's log beside it as
+`pytest.log`.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from kubernetes.client.exceptions import ApiException
 
 from signcheck import redact
 from signcheck.clients.k8s import Cluster
-from signcheck.clients.oci import OciClient
+from signcheck.clients.oci import OciClient, signature_tag
 from signcheck.clients.ociimage import LAYER_TAR_GZIP, MANIFEST_OCI
-from signcheck.errors import EnvironmentNotReady
+from signcheck.errors import EnvironmentNotReady, SigncheckError
 from signcheck.incluster import entrypoint, image, job
 from signcheck.target import Registry
 from signcheck.tools.cosign import Cosign, KeyPair
@@ -76,6 +77,20 @@ def push_and_sign(
     cosign.sign(key, reference)
     progress(f"signed {reference}")
     return reference
+
+
+def remove_image(registry: Registry, reference: str, progress: Callable[[str], None]) -> None:
+    """The suite image and its signature, deleted after the Job (it carries the run id in
+    its tag; a later run pushes its own: the layers are cached here, not there)."""
+    repository, _, digest = reference.partition("@")
+    oci = OciClient(registry)
+    try:
+        oci.delete(repository, signature_tag(digest))
+        oci.delete(repository, digest)
+    except SigncheckError as err:
+        progress(f"could not delete the suite image {reference}: {err.message}")
+        return
+    progress(f"deleted the suite image {reference} and its signature")
 
 
 def run_job(

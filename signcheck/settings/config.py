@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from signcheck import redact
 from signcheck.errors import ConfigError
 from signcheck.settings import profile
 from signcheck.target import KINDS, TARGETS, TargetKind, TargetName
@@ -33,6 +34,9 @@ class Settings:
     registry_scheme: Literal["http", "https"] = "https"
     registry_ca: Path | None = None
     registry_username: str | None = None
+    registry_password_file: Path | None = None
+    """Where the registry password is, when SIGNCHECK_REGISTRY_PASSWORD is unset (one per
+    cluster of a fleet: each profile names its own file)."""
     registry_prefix: str = "signcheck"
     kyverno_namespace: str = "kyverno"
     kyverno_version: str | None = None
@@ -118,6 +122,9 @@ class Settings:
         # Only ever from the environment: a password on the command line ends up in shell
         # history, CI logs and the JUnit report's argv.
         explicit = os.environ.get("SIGNCHECK_REGISTRY_PASSWORD")
+        if not explicit and self.registry_password_file and self.registry_password_file.is_file():
+            explicit = self.registry_password_file.read_text().strip()
+            redact.register(explicit)
         if not explicit and self.kind.token_env:
             return os.environ.get(self.kind.token_env) or None
         return explicit or None
@@ -170,7 +177,7 @@ class Settings:
         if self.registry_username and not self.registry_password:
             raise ConfigError(
                 "--registry-username is set but SIGNCHECK_REGISTRY_PASSWORD is not: "
-                "export the password in the environment"
+                "export the password in the environment (or name a --registry-password-file)"
             )
         return self
 
@@ -213,7 +220,12 @@ class Settings:
                 _split_registry(self.registry)
             except ValueError as err:
                 raise ConfigError(f"--registry ({self.source('registry')}): {err}") from None
-        for name in ("kyverno_values", "kyverno_regcred_password_file", "public_key"):
+        for name in (
+            "kyverno_values",
+            "kyverno_regcred_password_file",
+            "public_key",
+            "registry_password_file",
+        ):
             path = getattr(self, name)
             if path is not None and not path.is_file():
                 opt = profile.BY_FIELD[name]

@@ -79,6 +79,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("registry_scheme", "choice", ("https", "http"), help="default https"),
     Option("registry_ca", "path", help="CA bundle for the registry"),
     Option("registry_username", help="registry user"),
+    Option(
+        "registry_password_file",
+        "path",
+        help="a file holding the registry password, when $SIGNCHECK_REGISTRY_PASSWORD is "
+        "unset (a profile may name the file, never the password)",
+    ),
     Option("registry_prefix", help="path under the registry for runs (default signcheck)"),
     Option("kyverno_namespace", help="default kyverno"),
     Option(
