@@ -15,7 +15,7 @@ import yaml
 
 from signcheck import redact
 from signcheck.incluster import entrypoint, job, run
-from signcheck.providers.preflight import RUN_PERMISSIONS
+from signcheck.providers.permissions import RUN_PERMISSIONS, rules
 from signcheck.target import RUN_LABEL, Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,13 +61,13 @@ def test_every_object_carries_the_run_id_and_the_password_only_in_secrets(
 def test_the_role_grants_what_the_preflight_checks() -> None:
     granted = {
         (verb, rule["apiGroups"][0], rule["resources"][0])
-        for rule in job.rules()
+        for rule in rules()
         for verb in rule["verbs"]  # type: ignore[attr-defined]
     }
-    assert set(RUN_PERMISSIONS) <= granted
+    assert set(RUN_PERMISSIONS) == granted
     # Nothing beyond what a run does: no wildcard, no reading a Secret's value by name
     # outside what the run made, no RBAC beyond namespaced bindings.
-    assert not any("*" in json.dumps(rule) for rule in job.rules())
+    assert not any("*" in json.dumps(rule) for rule in rules())
     assert ("create", "rbac.authorization.k8s.io", "clusterrolebindings") not in granted
 
 

@@ -204,11 +204,13 @@ class ObjectsApi:
         return str(text or "")
 
     def can_i(self, verb: str, group: str, resource: str) -> bool:
-        """A SelfSubjectAccessReview: may this kubeconfig's identity do it cluster-wide?"""
+        """A SelfSubjectAccessReview: may this kubeconfig's identity do it cluster-wide?
+        `resource` may name a subresource (`pods/log`)."""
+        name, _, sub = resource.partition("/")
         review = client.V1SelfSubjectAccessReview(
             spec=client.V1SelfSubjectAccessReviewSpec(
                 resource_attributes=client.V1ResourceAttributes(
-                    verb=verb, group=group, resource=resource
+                    verb=verb, group=group, resource=name, subresource=sub or None
                 )
             )
         )

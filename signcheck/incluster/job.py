@@ -1,9 +1,9 @@
 """What `signcheck incluster` puts in a cluster: the objects of one in-cluster run.
 
 A namespace of the run's own (labelled with its run id), a ServiceAccount bound to a
-ClusterRole that grants what the run does (the preflight's own list, `RUN_PERMISSIONS`, and
-the reads and writes its tests make besides), the registry's password and CA, and a Job of
-one pod running the suite image by digest. Pure: manifests only; `signcheck.incluster.run`
+ClusterRole that grants what the run does, exactly the list the preflight checks
+(`signcheck.providers.permissions`), the registry's password and CA, and a Job of one pod
+running the suite image by digest. Pure: manifests only; `signcheck.incluster.run`
 applies them.
 """
 
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from signcheck.providers.preflight import RUN_PERMISSIONS
+from signcheck.providers.permissions import rules
 from signcheck.target import RUN_LABEL, Registry
 
 RESULTS_DIR = "/tmp/sonobuoy/results"
@@ -22,45 +21,6 @@ CA_PATH = "/etc/signcheck/registry-ca.pem"
 SERVICE_ACCOUNT = "signcheck"
 JOB = "signcheck"
 CONTAINER = "plugin"
-
-EXTRA_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
-    # The tests' own objects in the run's namespaces, and their evidence.
-    *((v, "", "pods") for v in ("get", "list", "watch", "delete")),
-    ("get", "", "pods/log"),
-    ("patch", "", "pods/ephemeralcontainers"),
-    *((v, "", "namespaces") for v in ("get", "patch", "watch")),
-    *((v, "", "serviceaccounts") for v in ("create", "list")),
-    ("create", "", "serviceaccounts/token"),
-    *((v, "", "secrets") for v in ("create", "get", "delete")),
-    *((v, "", "configmaps") for v in ("get", "list")),
-    ("list", "", "nodes"),
-    *((v, "apps", r) for r in ("deployments", "replicasets") for v in ("create", "get", "list")),
-    *((v, "batch", r) for r in ("jobs", "cronjobs") for v in ("create", "get", "list")),
-    *((v, "rbac.authorization.k8s.io", "rolebindings") for v in ("create", "get")),
-    # Kyverno: its policies and exceptions (both APIs), reports, and how it is installed.
-    *(
-        (v, "kyverno.io", r)
-        for r in ("clusterpolicies", "policies", "policyexceptions")
-        for v in ("get", "list", "watch", "create", "update", "patch", "delete")
-    ),
-    *(
-        (v, "policies.kyverno.io", r)
-        for r in ("imagevalidatingpolicies", "policyexceptions")
-        for v in ("get", "list", "watch", "create", "update", "patch", "delete")
-    ),
-    *((v, "wgpolicyk8s.io", r) for r in ("policyreports",) for v in ("get", "list")),
-    *(
-        (v, "admissionregistration.k8s.io", r)
-        for r in (
-            "validatingwebhookconfigurations",
-            "mutatingwebhookconfigurations",
-            "validatingadmissionpolicies",
-            "validatingadmissionpolicybindings",
-        )
-        for v in ("get", "list")
-    ),
-    ("get", "apps", "deployments/scale"),
-)
 
 
 @dataclass(frozen=True)
@@ -79,17 +39,6 @@ class JobSpec:
     @property
     def role_name(self) -> str:
         return f"signcheck-incluster-{self.run_id}"
-
-
-def rules() -> list[dict[str, object]]:
-    """ClusterRole rules: one per (group, resource), the verbs the run uses on it."""
-    verbs: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for verb, group, resource in (*RUN_PERMISSIONS, *EXTRA_PERMISSIONS):
-        verbs[(group, resource)].add(verb)
-    return [
-        {"apiGroups": [group], "resources": [resource], "verbs": sorted(v)}
-        for (group, resource), v in sorted(verbs.items())
-    ]
 
 
 def manifests(spec: JobSpec) -> list[dict[str, object]]:
