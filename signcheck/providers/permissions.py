@@ -24,6 +24,7 @@ RUN_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     *((v, "apps", "deployments") for v in ("create", "get", "list", "patch")),
     ("patch", "apps", "deployments/scale"),
     *((v, "apps", "replicasets") for v in ("get", "list")),
+    *((v, "apps", r) for r in ("statefulsets", "daemonsets") for v in ("create", "get", "list")),
     *((v, "batch", r) for r in ("jobs", "cronjobs") for v in ("create", "get", "list")),
     *((v, "rbac.authorization.k8s.io", "rolebindings") for v in ("create", "get")),
     ("get", "coordination.k8s.io", "leases"),
@@ -39,6 +40,8 @@ RUN_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
         for v in ("get", "list", "watch", "create", "update", "patch", "delete")
     ),
     ("list", "wgpolicyk8s.io", "policyreports"),
+    # A background scan's result before it reaches the PolicyReport (BG-01).
+    ("list", "reports.kyverno.io", "ephemeralreports"),
     *(
         (v, "admissionregistration.k8s.io", r)
         for r in (
