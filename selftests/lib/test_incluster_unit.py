@@ -54,8 +54,17 @@ def test_every_object_carries_the_run_id_and_the_password_only_in_secrets(
         "signcheck-registry"
     )
     assert env["SIGNCHECK_REGISTRY_CA"]["value"] == job.CA_PATH
+    assert env["SIGNCHECK_REGISTRY_PREFIX"]["value"] == "signcheck"
     assert pod["containers"][0]["args"] == ["-k", "SEED"]
     assert objects[-1]["spec"]["backoffLimit"] == 0  # type: ignore[index]
+
+
+def test_a_registry_path_stays_in_the_prefix_inside(tmp_path: Path) -> None:
+    """`--registry cr.yandex/crp123`: the run inside pushes under crp123/signcheck too."""
+    registry = Registry("cr.yandex", "https", repository_prefix="crp123/signcheck")
+    env = {e["name"]: e.get("value") for e in job.registry_env(registry)}
+    assert env["SIGNCHECK_REGISTRY_URL"] == "cr.yandex"
+    assert env["SIGNCHECK_REGISTRY_PREFIX"] == "crp123/signcheck"
 
 
 def test_the_role_grants_what_the_preflight_checks() -> None:

@@ -144,10 +144,7 @@ def _run(args: argparse.Namespace, checkout: Path, progress: Callable[[str], Non
             args.plugin_out.write_text(job.sonobuoy_plugin(reference, registry, tuple(pytest_args)))
             progress(f"Sonobuoy plugin: {args.plugin_out}")
         return 0
-    settings_env = {
-        "SIGNCHECK_REGISTRY_PREFIX": settings.registry_prefix,
-        "SIGNCHECK_KYVERNO_NAMESPACE": settings.kyverno_namespace,
-    }
+    settings_env = {"SIGNCHECK_KYVERNO_NAMESPACE": settings.kyverno_namespace}
     spec = job.JobSpec(
         run_id=run_id,
         namespace=f"sc-{run_id[-6:]}-incluster",

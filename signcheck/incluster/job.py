@@ -99,6 +99,19 @@ def manifests(spec: JobSpec) -> list[dict[str, object]]:
     return out
 
 
+def registry_env(reg: Registry) -> list[dict[str, str]]:
+    """The registry as the run inside sees it: the host, and the whole repository prefix
+    (a registry given with a path, `cr.yandex/<id>`, keeps its path there)."""
+    env = [
+        {"name": "SIGNCHECK_REGISTRY_URL", "value": reg.host},
+        {"name": "SIGNCHECK_REGISTRY_SCHEME", "value": reg.scheme},
+        {"name": "SIGNCHECK_REGISTRY_PREFIX", "value": reg.repository_prefix},
+    ]
+    if reg.username:
+        env.append({"name": "SIGNCHECK_REGISTRY_USERNAME", "value": reg.username})
+    return env
+
+
 def _secret(name: str, meta: dict[str, object], data: dict[str, str]) -> dict[str, object]:
     return {
         "apiVersion": "v1",
@@ -113,12 +126,9 @@ def _job(spec: JobSpec, meta: dict[str, object]) -> dict[str, object]:
     env = [
         {"name": "RESULTS_DIR", "value": RESULTS_DIR},
         {"name": "SIGNCHECK_RESULTS_TO_LOG", "value": "1"},
-        {"name": "SIGNCHECK_REGISTRY_URL", "value": reg.host},
-        {"name": "SIGNCHECK_REGISTRY_SCHEME", "value": reg.scheme},
+        *registry_env(reg),
         *({"name": k, "value": v} for k, v in sorted(spec.settings_env.items())),
     ]
-    if reg.username:
-        env.append({"name": "SIGNCHECK_REGISTRY_USERNAME", "value": reg.username})
     if reg.password:
         ref = {"secretKeyRef": {"name": "signcheck-registry", "key": "password"}}
         env.append({"name": "SIGNCHECK_REGISTRY_PASSWORD", "valueFrom": ref})
@@ -181,12 +191,7 @@ def sonobuoy_plugin(image: str, registry: Registry, pytest_args: tuple[str, ...]
     reference (never written here)."""
     import yaml
 
-    env = [
-        {"name": "SIGNCHECK_REGISTRY_URL", "value": registry.host},
-        {"name": "SIGNCHECK_REGISTRY_SCHEME", "value": registry.scheme},
-    ]
-    if registry.username:
-        env.append({"name": "SIGNCHECK_REGISTRY_USERNAME", "value": registry.username})
+    env = registry_env(registry)
     plugin = {
         "sonobuoy-config": {
             "driver": "Job",
